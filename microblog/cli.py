@@ -1,0 +1,129 @@
+"""The command line: ./microblog.pyz <command> (the same as python -m microblog <command>).
+
+Start-up problems end in one line on stderr naming what is wrong, never a traceback:
+exit status 2 for bad settings or arguments, 1 for an unreachable database or the like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+
+from microblog import __version__
+from microblog.config import Settings, SettingsError
+from microblog.db.migrate import OutdatedSchema
+from microblog.db.pools import DatabaseUnavailable
+from microblog.logs import configure_logging
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+class CommandError(RuntimeError):
+    """A problem the operator can fix; the message says how."""
+
+
+def _web(settings: Settings, args: argparse.Namespace) -> int:
+    from microblog.runtime import run_web
+
+    port = args.port or settings.port
+    name = settings.name_instance("web", port)
+    _listen_or_explain(
+        lambda: run_web(settings, host=args.host, port=port, name=name), args.host, port
+    )
+    return 0
+
+
+def _listen_or_explain(start: Callable, host: str, port: int) -> None:
+    try:
+        asyncio.run(start())
+    except OSError as error:
+        if error.errno is None or isinstance(error, ConnectionError):
+            raise
+        raise CommandError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from microblog.db.migrate import apply_migrations
+    from microblog.db.pools import open_pools
+
+    async def migrate() -> list[str]:
+        async with (
+            open_pools(settings, application_name="microblog migrate") as pools,
+            pools.primary.acquire() as conn,
+        ):
+            return await apply_migrations(conn)
+
+    applied = asyncio.run(migrate())
+    for version in applied:
+        print(f"applied {version}")
+    if not applied:
+        print("the schema is up to date")
+    return 0
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    from microblog.db.embedded import run_in_foreground
+
+    if settings.database_url:
+        raise CommandError("DATABASE_URL is set: `db` only runs the embedded server")
+    asyncio.run(run_in_foreground(settings.data_dir))
+    return 0
+
+
+def _add_command(
+    commands: argparse._SubParsersAction, name: str, handler: Command, help: str
+) -> argparse.ArgumentParser:
+    parser = commands.add_parser(name, help=help, description=help)
+    parser.add_argument("--version", action="version", version=f"microblog {__version__}")
+    parser.set_defaults(handler=handler, command=name)
+    return parser
+
+
+def _add_listen_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="port to listen on (default: $PORT, else 3000)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="microblog",
+        description="A server-rendered microblog that runs as many instances as you like.",
+    )
+    parser.add_argument("--version", action="version", version=f"microblog {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    web = _add_command(commands, "web", _web, "serve HTTP")
+    _add_listen_options(web)
+    _add_command(commands, "migrate", _migrate, "apply pending database migrations")
+    _add_command(
+        commands, "db", _db, "run the embedded PostgreSQL in the foreground and print its URL"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"microblog: {error}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(
+        fmt=settings.effective_log_format,
+        level=settings.log_level,
+        instance=settings.name_instance(args.command, getattr(args, "port", None) or None),
+    )
+    try:
+        sys.exit(args.handler(settings, args))
+    except CommandError as error:
+        print(f"microblog: {error}", file=sys.stderr)
+        sys.exit(2)
+    except (DatabaseUnavailable, OutdatedSchema) as error:
+        print(f"microblog: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

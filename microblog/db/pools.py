@@ -1,0 +1,73 @@
+"""The one place that opens connection pools, for every run mode and for the tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+
+from microblog.config import Settings
+from microblog.db.embedded import DATABASE_NAME, create_database_if_missing, start_embedded_server
+
+CONNECT_TIMEOUT = 5.0
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL could not be reached; the message names the server, never the password."""
+
+
+@dataclass(frozen=True)
+class Pools:
+    primary: asyncpg.Pool
+
+
+def describe_url(url: str) -> str:
+    """host:port/database of a PostgreSQL URL, safe to print (no user, no password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or parse_qs(parts.query).get("host", ["localhost"])[0]
+    port = parts.port or 5432
+    database = parts.path.lstrip("/") or "(default database)"
+    return f"{host}:{port}/{database}"
+
+
+async def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the URL of the embedded server, started on first use."""
+    if settings.database_url:
+        return settings.database_url
+    url = await asyncio.to_thread(start_embedded_server, settings.data_dir)
+    await create_database_if_missing(url, DATABASE_NAME)
+    return url
+
+
+@asynccontextmanager
+async def open_pool(url: str, *, size: int, application_name: str) -> AsyncIterator[asyncpg.Pool]:
+    try:
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=1,
+            max_size=size,
+            timeout=CONNECT_TIMEOUT,
+            server_settings={"application_name": application_name[:63]},
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        reason = str(error) or type(error).__name__
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL at {describe_url(url)}: {reason}"
+        ) from None
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def open_pools(settings: Settings, *, application_name: str) -> AsyncIterator[Pools]:
+    url = await resolve_database_url(settings)
+    async with open_pool(
+        url, size=settings.db_pool_size, application_name=application_name
+    ) as primary:
+        yield Pools(primary=primary)

@@ -1,0 +1,1 @@
+"""The follow graph: following, unfollowing, and the follower and following lists."""

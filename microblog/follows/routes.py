@@ -1,0 +1,74 @@
+"""Follow and unfollow, and the follower and following lists of a profile."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, abort, redirect, request
+
+from microblog.follows import queries
+from microblog.users.queries import User, user_by_username
+from microblog.web.db import connection, transaction
+from microblog.web.forms import local_path
+from microblog.web.htmx import html, is_htmx, render
+from microblog.web.pagination import PAGE_SIZE, cursor
+from microblog.web.sessions import current_user, login_required
+
+blueprint = Blueprint("follows", __name__)
+
+
+async def _change(username: str, *, follow: bool) -> Response:
+    viewer = current_user()
+    async with transaction() as conn:
+        target = await user_by_username(conn, username)
+        if target is None:
+            abort(404, f"There is no one called @{username} here.")
+        if target.id == viewer.id:
+            abort(422, "You cannot follow yourself.")
+        if follow:
+            await queries.follow(conn, viewer.id, target.id)
+        else:
+            await queries.unfollow(conn, viewer.id, target.id)
+        target = await user_by_username(conn, username)  # with its new follower count
+    if is_htmx():
+        return await html("_follow_button.html", profile=target, following=follow)
+    return redirect(local_path((await request.form).get("next"), f"/@{target.username}"), 303)
+
+
+@blueprint.route("/@<username:username>/follow", methods=["POST"])
+@login_required
+async def follow(username: str) -> Response:
+    return await _change(username, follow=True)
+
+
+@blueprint.route("/@<username:username>/unfollow", methods=["POST"])
+@login_required
+async def unfollow(username: str) -> Response:
+    return await _change(username, follow=False)
+
+
+async def _people_page(username: str, *, followers: bool) -> Response:
+    async with connection() as conn:
+        user: User | None = await user_by_username(conn, username)
+        if user is None:
+            abort(404, f"There is no one called @{username} here.")
+        fetch = queries.followers if followers else queries.following
+        rows = await fetch(conn, user.id, cursor("before"), PAGE_SIZE + 1)
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return await render(
+        "people.html",
+        "_people.html",
+        profile=user,
+        followers=followers,
+        people=[person for _, person in rows],
+        next_before=rows[-1][0] if more else None,
+    )
+
+
+@blueprint.route("/@<username:username>/followers")
+async def followers(username: str) -> Response:
+    return await _people_page(username, followers=True)
+
+
+@blueprint.route("/@<username:username>/following")
+async def following(username: str) -> Response:
+    return await _people_page(username, followers=False)

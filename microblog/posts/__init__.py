@@ -1,0 +1,1 @@
+"""Posts: writing, deleting, replying, liking, and how a body is shown."""

@@ -1,0 +1,188 @@
+"""SQL for posts, likes and hashtags. Counts on the rows change in the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from markupsafe import Markup
+
+
+@dataclass(frozen=True)
+class PostView:
+    """A post as pages show it: with its author and whether the viewer has liked it."""
+
+    id: int
+    author_id: int
+    author_username: str
+    author_display_name: str
+    body: str
+    in_reply_to: int | None
+    reply_count: int
+    like_count: int
+    created_at: datetime
+    liked: bool
+    body_html: Markup | None = None
+
+    @property
+    def author_name(self) -> str:
+        return self.author_display_name or self.author_username
+
+
+# Every query that returns PostView selects these, with the viewer's id (or NULL) as $1.
+VIEW_COLUMNS = """
+    p.id, p.author_id, u.username AS author_username, u.display_name AS author_display_name,
+    p.body, p.in_reply_to, p.reply_count, p.like_count, p.created_at,
+    EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) AS liked
+"""
+
+
+def post_views(rows: list[asyncpg.Record]) -> list[PostView]:
+    return [PostView(**dict(row)) for row in rows]
+
+
+async def create_post(
+    conn: asyncpg.Connection,
+    author_id: int,
+    body: str,
+    tags: set[str],
+    in_reply_to: int | None = None,
+) -> int | None:
+    """The new post's id, or None when the post it replies to does not exist."""
+    if in_reply_to is not None:
+        # Counting the reply first also locks the parent, so it cannot vanish before the insert.
+        parent = await conn.fetchval(
+            "UPDATE posts SET reply_count = reply_count + 1 WHERE id = $1 RETURNING id",
+            in_reply_to,
+        )
+        if parent is None:
+            return None
+    post_id = await conn.fetchval(
+        "INSERT INTO posts (author_id, body, in_reply_to) VALUES ($1, $2, $3) RETURNING id",
+        author_id,
+        body,
+        in_reply_to,
+    )
+    if tags:
+        await conn.execute(
+            "INSERT INTO post_tags (tag, post_id) SELECT unnest($1::text[]), $2",
+            sorted(tags),
+            post_id,
+        )
+    await conn.execute("UPDATE users SET post_count = post_count + 1 WHERE id = $1", author_id)
+    return post_id
+
+
+async def post_author(conn: asyncpg.Connection, post_id: int) -> int | None:
+    return await conn.fetchval("SELECT author_id FROM posts WHERE id = $1", post_id)
+
+
+async def delete_post(conn: asyncpg.Connection, post_id: int, author_id: int) -> bool:
+    """Delete the author's own post; replies stay, detached from it."""
+    deleted = await conn.fetchrow(
+        "DELETE FROM posts WHERE id = $1 AND author_id = $2 RETURNING in_reply_to",
+        post_id,
+        author_id,
+    )
+    if deleted is None:
+        return False
+    if deleted["in_reply_to"] is not None:
+        await conn.execute(
+            "UPDATE posts SET reply_count = reply_count - 1 WHERE id = $1", deleted["in_reply_to"]
+        )
+    await conn.execute("UPDATE users SET post_count = post_count - 1 WHERE id = $1", author_id)
+    return True
+
+
+async def _lock_post(conn: asyncpg.Connection, post_id: int) -> bool:
+    # Taken before touching likes: serialises likes of one post and keeps it from being deleted.
+    return await conn.fetchval("SELECT true FROM posts WHERE id = $1 FOR UPDATE", post_id) is True
+
+
+async def like(conn: asyncpg.Connection, user_id: int, post_id: int) -> bool | None:
+    """True if this call added the like, False if it was already there, None if no such post."""
+    if not await _lock_post(conn, post_id):
+        return None
+    added = await conn.fetchval(
+        """
+        INSERT INTO likes (user_id, post_id) VALUES ($1, $2)
+        ON CONFLICT DO NOTHING RETURNING true
+        """,
+        user_id,
+        post_id,
+    )
+    if added:
+        await conn.execute("UPDATE posts SET like_count = like_count + 1 WHERE id = $1", post_id)
+    return bool(added)
+
+
+async def unlike(conn: asyncpg.Connection, user_id: int, post_id: int) -> bool | None:
+    """True if this call removed the like, False if there was none, None if no such post."""
+    if not await _lock_post(conn, post_id):
+        return None
+    removed = await conn.fetchval(
+        "DELETE FROM likes WHERE user_id = $1 AND post_id = $2 RETURNING true", user_id, post_id
+    )
+    if removed:
+        await conn.execute("UPDATE posts SET like_count = like_count - 1 WHERE id = $1", post_id)
+    return bool(removed)
+
+
+async def post_view(
+    conn: asyncpg.Connection, post_id: int, viewer_id: int | None
+) -> PostView | None:
+    row = await conn.fetchrow(
+        f"""
+        SELECT {VIEW_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id
+        WHERE p.id = $2
+        """,
+        viewer_id,
+        post_id,
+    )
+    return PostView(**dict(row)) if row else None
+
+
+MAX_ANCESTORS = 50
+
+
+async def ancestors(
+    conn: asyncpg.Connection, post_id: int, viewer_id: int | None
+) -> list[PostView]:
+    """The posts this one replies to, oldest first (at most MAX_ANCESTORS of them)."""
+    rows = await conn.fetch(
+        f"""
+        WITH RECURSIVE chain (id, depth) AS (
+            SELECT in_reply_to, 1 FROM posts WHERE id = $2 AND in_reply_to IS NOT NULL
+            UNION ALL
+            SELECT parent.in_reply_to, chain.depth + 1
+            FROM chain JOIN posts parent ON parent.id = chain.id
+            WHERE parent.in_reply_to IS NOT NULL AND chain.depth < $3
+        )
+        SELECT {VIEW_COLUMNS}
+        FROM chain JOIN posts p ON p.id = chain.id JOIN users u ON u.id = p.author_id
+        ORDER BY chain.depth DESC
+        """,
+        viewer_id,
+        post_id,
+        MAX_ANCESTORS,
+    )
+    return post_views(rows)
+
+
+async def replies(
+    conn: asyncpg.Connection, post_id: int, viewer_id: int | None, after: int, limit: int
+) -> list[PostView]:
+    """Direct replies, oldest first, with ids above `after` (keyset paging)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {VIEW_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id
+        WHERE p.in_reply_to = $2 AND p.id > $3
+        ORDER BY p.id LIMIT $4
+        """,
+        viewer_id,
+        post_id,
+        after,
+        limit,
+    )
+    return post_views(rows)

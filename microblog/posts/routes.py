@@ -1,0 +1,117 @@
+"""Writing, reading, deleting and liking posts."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, abort, redirect, request
+
+from microblog.posts import queries
+from microblog.posts.forms import NewPost
+from microblog.posts.present import with_bodies
+from microblog.posts.render import hashtags
+from microblog.web.db import connection, transaction
+from microblog.web.forms import local_path
+from microblog.web.htmx import html, is_htmx, render
+from microblog.web.pagination import cursor
+from microblog.web.sessions import current_user, login_required
+
+blueprint = Blueprint("posts", __name__)
+
+REPLIES_PER_PAGE = 50
+
+
+@blueprint.route("/posts", methods=["POST"])
+@login_required
+async def create() -> Response:
+    user = current_user()
+    form = await request.form
+    post = NewPost.parse(form)
+    next_path = local_path(form.get("next"))
+    if not post.errors:
+        async with transaction() as conn:
+            post_id = await queries.create_post(
+                conn, user.id, post.body, hashtags(post.body), post.in_reply_to
+            )
+            if post_id is None:
+                post.errors["in_reply_to"] = "The post you are replying to does not exist."
+            else:
+                view = await queries.post_view(conn, post_id, user.id)
+                [created] = await with_bodies(conn, [view])
+    if post.errors:
+        if is_htmx():
+            response = await html("_compose.html", 422, post=post, next=next_path)
+            response.headers["HX-Retarget"] = "this"
+            response.headers["HX-Reswap"] = "outerHTML"
+            return response
+        return await html("compose.html", 422, post=post, next=next_path)
+    if is_htmx():
+        return await html("_post_created.html", post=created, next=next_path)
+    return redirect(next_path, 303)
+
+
+@blueprint.route("/posts/<id:post_id>")
+async def show(post_id: int) -> Response:
+    viewer = current_user()
+    viewer_id = viewer.id if viewer else None
+    after = cursor("after") or 0
+    async with connection() as conn:
+        post = await queries.post_view(conn, post_id, viewer_id)
+        if post is None:
+            abort(404, "This post does not exist, or it was deleted.")
+        thread = await queries.ancestors(conn, post_id, viewer_id)
+        replies = await queries.replies(conn, post_id, viewer_id, after, REPLIES_PER_PAGE + 1)
+        more = len(replies) > REPLIES_PER_PAGE
+        replies = replies[:REPLIES_PER_PAGE]
+        shown = await with_bodies(conn, [*thread, post, *replies])
+    thread, post, replies = shown[: len(thread)], shown[len(thread)], shown[len(thread) + 1 :]
+    return await render(
+        "post.html",
+        "_replies.html",
+        post=post,
+        thread=thread,
+        replies=replies,
+        more_after=replies[-1].id if more else None,
+        reply=NewPost(body="", in_reply_to=post.id),
+    )
+
+
+@blueprint.route("/posts/<id:post_id>/delete", methods=["POST"])
+@login_required
+async def delete(post_id: int) -> Response:
+    user = current_user()
+    async with transaction() as conn:
+        author = await queries.post_author(conn, post_id)
+        if author is None:
+            abort(404, "This post does not exist, or it was already deleted.")
+        if author != user.id:
+            abort(403, "Only the author of a post can delete it.")
+        await queries.delete_post(conn, post_id, user.id)
+    if is_htmx():
+        return Response("", status=200)  # the post's element is swapped for nothing
+    next_path = local_path((await request.form).get("next"))
+    if next_path.startswith(f"/posts/{post_id}"):
+        next_path = "/"
+    return redirect(next_path, 303)
+
+
+async def _toggle_like(post_id: int, *, liked: bool) -> Response:
+    user = current_user()
+    async with transaction() as conn:
+        change = queries.like if liked else queries.unlike
+        if await change(conn, user.id, post_id) is None:
+            abort(404, "This post does not exist, or it was deleted.")
+        post = await queries.post_view(conn, post_id, user.id)
+    if is_htmx():
+        return await html("_like_button.html", post=post)
+    return redirect(local_path((await request.form).get("next"), f"/posts/{post_id}"), 303)
+
+
+@blueprint.route("/posts/<id:post_id>/like", methods=["POST"])
+@login_required
+async def like(post_id: int) -> Response:
+    return await _toggle_like(post_id, liked=True)
+
+
+@blueprint.route("/posts/<id:post_id>/unlike", methods=["POST"])
+@login_required
+async def unlike(post_id: int) -> Response:
+    return await _toggle_like(post_id, liked=False)

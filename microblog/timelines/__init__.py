@@ -1,0 +1,1 @@
+"""Timelines: home, public, profile and hashtag, newest first, paged by post id."""

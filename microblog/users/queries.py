@@ -1,0 +1,118 @@
+"""SQL for the users table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    bio: str
+    session_epoch: int
+    post_count: int
+    follower_count: int
+    following_count: int
+    created_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.username
+
+
+COLUMNS = (
+    "id, username, display_name, bio, session_epoch, post_count, follower_count, "
+    "following_count, created_at"
+)
+
+
+def _user(row: asyncpg.Record | None) -> User | None:
+    return User(**dict(row)) if row is not None else None
+
+
+async def create_user(conn: asyncpg.Connection, username: str, password_hash: str) -> User | None:
+    """The new user, or None when the name is taken (in any letter case)."""
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO users (username, password_hash) VALUES ($1, $2)
+        ON CONFLICT ((lower(username))) DO NOTHING
+        RETURNING {COLUMNS}
+        """,
+        username,
+        password_hash,
+    )
+    return _user(row)
+
+
+async def user_by_id(conn: asyncpg.Connection, user_id: int) -> User | None:
+    return _user(await conn.fetchrow(f"SELECT {COLUMNS} FROM users WHERE id = $1", user_id))
+
+
+async def user_by_username(conn: asyncpg.Connection, username: str) -> User | None:
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM users WHERE lower(username) = lower($1)", username
+    )
+    return _user(row)
+
+
+async def password_hash_by_username(
+    conn: asyncpg.Connection, username: str
+) -> tuple[User, str] | None:
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1)", username
+    )
+    if row is None:
+        return None
+    fields = dict(row)
+    password_hash = fields.pop("password_hash")
+    return User(**fields), password_hash
+
+
+async def password_hash_by_id(conn: asyncpg.Connection, user_id: int) -> str | None:
+    return await conn.fetchval("SELECT password_hash FROM users WHERE id = $1", user_id)
+
+
+async def set_password(conn: asyncpg.Connection, user_id: int, password_hash: str) -> User:
+    """Store the new hash and bump the session epoch, ending every other session."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1
+        WHERE id = $1 RETURNING {COLUMNS}
+        """,
+        user_id,
+        password_hash,
+    )
+    return User(**dict(row))
+
+
+async def rehash_password(conn: asyncpg.Connection, user_id: int, password_hash: str) -> None:
+    """Upgrade a hash made with older parameters; sessions stay valid."""
+    await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
+
+
+async def update_profile(
+    conn: asyncpg.Connection, user_id: int, display_name: str, bio: str
+) -> User:
+    row = await conn.fetchrow(
+        f"UPDATE users SET display_name = $2, bio = $3 WHERE id = $1 RETURNING {COLUMNS}",
+        user_id,
+        display_name,
+        bio,
+    )
+    return User(**dict(row))
+
+
+async def existing_usernames(conn: asyncpg.Connection, names: set[str]) -> set[str]:
+    """The lower-cased names among `names` that belong to an account."""
+    if not names:
+        return set()
+    rows = await conn.fetch(
+        "SELECT lower(username) AS name FROM users WHERE lower(username) = ANY($1::text[])",
+        [name.lower() for name in names],
+    )
+    return {row["name"] for row in rows}

@@ -1,0 +1,92 @@
+"""Friendly error pages: a whole page for browsers, a fragment for htmx, never a stack trace.
+
+A database that does not answer is an outage, not a bug: the visitor gets a 503 page and the
+pool reconnects by itself once PostgreSQL is back.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from quart import Quart, Response
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from microblog.web.htmx import is_htmx, render
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: ("Bad request", "The request could not be understood."),
+    403: ("Forbidden", "You are not allowed to do that."),
+    404: ("Not found", "There is nothing at this address."),
+    405: ("Method not allowed", "This address does not accept that kind of request."),
+    413: ("Too large", "What you sent is larger than this site accepts."),
+    422: ("Check your input", "Some of what you sent is not valid."),
+    429: ("Slow down", "Too many requests. Wait a moment and try again."),
+    500: ("Something went wrong", "An unexpected error happened. It has been logged."),
+    503: (
+        "Temporarily unavailable",
+        "The site cannot reach its database right now. Try again in a few seconds.",
+    ),
+}
+
+# Errors that mean "the database is unreachable right now", as opposed to a bug in a query.
+DATABASE_OUTAGE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+async def error_response(status: int, message: str | None = None) -> Response:
+    title, default_message = TITLES.get(status, TITLES[500])
+    response = await render(
+        "error.html",
+        "_error.html",
+        status,
+        status=status,
+        title=title,
+        message=message or default_message,
+    )
+    if is_htmx():
+        # Errors land in the page's message area, whatever the element that asked.
+        response.headers["HX-Retarget"] = "#messages"
+        response.headers["HX-Reswap"] = "innerHTML"
+    return response
+
+
+async def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    custom = error.description if error.description != type(error).description else None
+    response = await error_response(status, custom if status != 500 else None)
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+async def _internal_error(error: InternalServerError) -> Response:
+    original = error.original_exception or error
+    if isinstance(original, DATABASE_OUTAGE):
+        return await _database_outage(original)
+    return await error_response(500)  # Quart has already logged the traceback
+
+
+async def _database_outage(error: BaseException) -> Response:
+    log.warning("database unavailable", extra={"error": f"{type(error).__name__}: {error}"})
+    response = await error_response(503)
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def register_error_handlers(app: Quart) -> None:
+    app.register_error_handler(InternalServerError, _internal_error)
+    app.register_error_handler(HTTPException, _http_error)
+    for outage in DATABASE_OUTAGE:
+        app.register_error_handler(outage, _database_outage)

@@ -1,0 +1,37 @@
+"""GET /up: what load balancers ask before sending an instance traffic.
+
+200 with the instance name when the app is booted and PostgreSQL answers SELECT 1 within a
+second; 503 when it does not, or once the instance has started draining.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from quart import Blueprint, Response, current_app
+
+from microblog.web.db import pools
+
+PROBE_TIMEOUT = 1.0
+
+blueprint = Blueprint("health", __name__)
+
+
+def _plain(text: str, status: int) -> Response:
+    response = Response(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.route("/up")
+async def up() -> Response:
+    instance = current_app.extensions["instance_name"]
+    if current_app.extensions["draining"].is_set():
+        return _plain(f"draining {instance}", 503)
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            async with pools().primary.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+    except Exception:  # any failure to answer means "do not send me traffic"
+        return _plain(f"database unavailable {instance}", 503)
+    return _plain(f"ok {instance}", 200)

@@ -1,0 +1,43 @@
+"""Request ids, the instance name on every response, and one access-log line per request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+
+from quart import Response, current_app, g, request
+
+from microblog import logs
+
+REQUEST_ID_HEADER = "X-Request-ID"
+INSTANCE_HEADER = "X-Instance"
+# nginx's $request_id is 32 hex digits; accept any short token of safe characters.
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+log = logging.getLogger("microblog.access")
+
+
+async def start_request() -> None:
+    g.started = time.perf_counter()
+    sent = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = sent if _VALID_REQUEST_ID.match(sent) else secrets.token_hex(16)
+    logs.request_id.set(g.request_id)
+
+
+async def finish_request(response: Response) -> Response:
+    response.headers[INSTANCE_HEADER] = current_app.extensions["instance_name"]
+    if "request_id" in g:
+        response.headers[REQUEST_ID_HEADER] = g.request_id
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - g.started) * 1000, 1),
+                "client": request.remote_addr,
+            },
+        )
+    return response

@@ -1,0 +1,110 @@
+"""Who is logged in: signed-cookie sessions that any instance can read.
+
+The cookie holds the user id and the user's session epoch. A password change bumps the epoch,
+so every other session of that user stops being honoured on its next request, on any instance.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+from quart import g, redirect, request, session, url_for
+
+from microblog.config import Settings
+from microblog.users.queries import User, user_by_id
+from microblog.web.db import connection
+from microblog.web.forms import referrer_path
+from microblog.web.htmx import is_htmx
+
+SECRET_FILE = "secret_key"
+USER_ID = "user_id"
+EPOCH = "epoch"
+
+View = TypeVar("View", bound=Callable[..., Awaitable[Any]])
+
+
+def signing_keys(settings: Settings) -> tuple[str, list[str]]:
+    """The current session key and the earlier ones still accepted."""
+    key = settings.secret_key_base or development_secret(settings.data_dir)
+    return key, list(settings.secret_key_fallbacks)
+
+
+def development_secret(data_dir: Path) -> str:
+    """Generated once into the data folder, so every local instance signs alike."""
+    path = data_dir / SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        candidate = data_dir / f".{SECRET_FILE}.{os.getpid()}"
+        candidate.write_text(secrets.token_urlsafe(48))
+        candidate.chmod(0o600)
+        try:
+            os.link(candidate, path)  # atomic: the first process to get here wins
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+    return path.read_text().strip()
+
+
+# Health checks and static files never need to know who is asking: no query for them.
+ANONYMOUS_BLUEPRINTS = frozenset({"health", "static_files"})
+
+
+async def load_current_user() -> None:
+    g.user = None
+    if request.blueprint in ANONYMOUS_BLUEPRINTS:
+        return
+    user_id = session.get(USER_ID)
+    if user_id is None:
+        return
+    async with connection() as conn:
+        user = await user_by_id(conn, user_id)
+    if user is None or user.session_epoch != session.get(EPOCH):
+        session.pop(USER_ID, None)
+        session.pop(EPOCH, None)
+        return
+    g.user = user
+
+
+def current_user() -> User | None:
+    return g.get("user")
+
+
+def log_in(user: User) -> None:
+    # A fresh session (and so a fresh CSRF token) on every log-in defeats session fixation.
+    session.clear()
+    session.permanent = True
+    session[USER_ID] = user.id
+    session[EPOCH] = user.session_epoch
+    g.user = user
+
+
+def log_out() -> None:
+    session.clear()
+    g.user = None
+
+
+def refresh_epoch(user: User) -> None:
+    """Keep this session valid after its own password change bumped the epoch."""
+    session[EPOCH] = user.session_epoch
+    g.user = user
+
+
+def login_required(view: View) -> View:
+    @wraps(view)
+    async def guarded(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            back = request.full_path.rstrip("?") if request.method == "GET" else referrer_path()
+            target = url_for("users.login", next=back)
+            response = redirect(target, 303)
+            if is_htmx():
+                response.headers["HX-Redirect"] = target
+            return response
+        return await view(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]

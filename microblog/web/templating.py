@@ -1,0 +1,68 @@
+"""What every template may use: URLs of static files, the CSRF token, the viewer, and times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from quart import Quart, current_app, request
+
+from microblog.web.csrf import csrf_token
+from microblog.web.forms import local_path
+from microblog.web.htmx import is_htmx
+from microblog.web.sessions import current_user
+
+
+def relative_time(moment: datetime, now: datetime | None = None) -> str:
+    """'just now', '5m', '3h', '2d', then a date: short, like every microblog."""
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 45:
+        return "just now"
+    if seconds < 3600:
+        return f"{max(1, round(seconds / 60))}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h"
+    if seconds < 7 * 86400:
+        return f"{seconds // 86400}d"
+    if moment.year == (now or datetime.now(UTC)).year:
+        return f"{moment:%b} {moment.day}"
+    return f"{moment:%b} {moment.day}, {moment.year}"
+
+
+def iso_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def static_url(name: str) -> str:
+    return current_app.extensions["static_files"].url(name)
+
+
+def here() -> str:
+    """The page the visitor is on, for forms that should come back to it.
+
+    For an htmx request that is the page htmx was called from, not the fragment's own URL.
+    """
+    if is_htmx():
+        parts = urlsplit(request.headers.get("HX-Current-URL", ""))
+        if parts.netloc == request.host:
+            return local_path(parts.path + (f"?{parts.query}" if parts.query else ""))
+    return request.full_path.rstrip("?")
+
+
+def _context() -> dict[str, Any]:
+    return {"current_user": current_user()}
+
+
+def init_templating(app: Quart) -> None:
+    app.jinja_env.globals.update(
+        static_url=static_url,
+        csrf_token=csrf_token,
+        here=here,
+        instance_name=app.extensions["instance_name"],
+    )
+    app.jinja_env.filters.update(relative_time=relative_time, iso_time=iso_time)
+    app.jinja_env.add_extension("jinja2.ext.do")
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    app.context_processor(_context)

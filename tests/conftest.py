@@ -1,0 +1,190 @@
+"""Shared fixtures: a real PostgreSQL, a migrated template database, a fresh copy per test.
+
+The server is TEST_DATABASE_URL when set, otherwise an embedded one (pgserver) in a temporary
+folder for the whole session. Each test that asks for `database_url` gets its own database,
+created from the template in a few milliseconds and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+from quart import Quart
+from quart.testing import QuartClient
+
+from microblog.config import Settings
+from microblog.db.embedded import start_embedded_server
+from microblog.db.migrate import apply_migrations
+from microblog.db.pools import Pools, open_pools
+from microblog.posts.queries import create_post
+from microblog.posts.render import hashtags
+from microblog.users.passwords import hash_password
+from microblog.users.queries import User, create_user
+from microblog.web.app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SECRET = "test-secret-key-base-" + "x" * 40
+DEFAULT_PASSWORD = "correct horse battery"
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    head, sep, query = url.partition("?")
+    scheme, _, rest = head.partition("://")
+    authority = rest.split("/", 1)[0]
+    return f"{scheme}://{authority}/{name}{sep}{query}"
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PostgreSQL server for the whole session (any database on it)."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        return url
+    return _with_database(start_embedded_server(tmp_path_factory.mktemp("postgres")), "postgres")
+
+
+@pytest.fixture(scope="session")
+def template_database(server_url: str) -> str:
+    name = f"microblog_template_{os.getpid()}"
+
+    async def build() -> None:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(_with_database(server_url, name))
+        try:
+            await apply_migrations(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    return name
+
+
+@pytest.fixture
+async def database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test only."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield _with_database(server_url, name)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        secret_key_base=TEST_SECRET,
+        data_dir=tmp_path / "var",
+        db_pool_size=4,
+    )
+
+
+@pytest.fixture
+async def pools(settings: Settings) -> AsyncIterator[Pools]:
+    async with open_pools(settings, application_name="microblog tests") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def db(pools: Pools) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the test's database, for arranging and checking data."""
+    async with pools.primary.acquire() as conn:
+        yield conn
+
+
+@pytest.fixture
+async def app(settings: Settings, pools: Pools) -> AsyncIterator[Quart]:
+    application = create_app(settings, pools, instance_name="test-instance")
+    async with application.test_app():
+        yield application
+
+
+@pytest.fixture
+def client(app: Quart) -> QuartClient:
+    return app.test_client()
+
+
+# Hashing with argon2 takes tens of milliseconds: factories share one hash.
+_password_hash: str | None = None
+
+
+async def _default_hash() -> str:
+    global _password_hash
+    if _password_hash is None:
+        _password_hash = await hash_password(DEFAULT_PASSWORD)
+    return _password_hash
+
+
+async def make_user(conn: asyncpg.Connection, username: str | None = None) -> User:
+    user = await create_user(
+        conn, username or f"user_{secrets.token_hex(4)}", await _default_hash()
+    )
+    assert user is not None
+    return user
+
+
+async def make_post(
+    conn: asyncpg.Connection, author: User, body: str = "hello", in_reply_to: int | None = None
+) -> int:
+    async with conn.transaction():
+        post_id = await create_post(conn, author.id, body, hashtags(body), in_reply_to)
+    assert post_id is not None
+    return post_id
+
+
+@dataclass
+class Browser:
+    """A test client that sends the session's CSRF token with every POST, as pages do."""
+
+    client: QuartClient
+
+    async def csrf_token(self) -> str:
+        response = await self.client.get("/login")
+        match = re.search(r'name="csrf_token" value="([^"]+)"', await response.get_data(as_text=True))
+        assert match, "no CSRF token on /login"
+        return match.group(1)
+
+    async def get(self, path: str, **kwargs):
+        return await self.client.get(path, **kwargs)
+
+    async def post(self, path: str, form: dict[str, str] | None = None, **kwargs):
+        data = dict(form or {})
+        data.setdefault("csrf_token", await self.csrf_token())
+        return await self.client.post(path, form=data, **kwargs)
+
+    async def login(self, username: str, password: str = DEFAULT_PASSWORD) -> None:
+        response = await self.post("/login", {"username": username, "password": password})
+        assert response.status_code == 303, await response.get_data(as_text=True)
+
+    async def text(self, path: str, **kwargs) -> str:
+        response = await self.get(path, **kwargs)
+        assert response.status_code == 200, response.status_code
+        return await response.get_data(as_text=True)
+
+
+@pytest.fixture
+def browser(client: QuartClient) -> Browser:
+    return Browser(client)
+
+
+@pytest.fixture
+def make_browser(app: Quart) -> Iterator:
+    """More browsers (separate cookie jars) on the same app."""
+    yield lambda: Browser(app.test_client())

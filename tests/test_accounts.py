@@ -1,0 +1,114 @@
+"""Sign-up, log-in, log-out, password change and the signed session cookie."""
+
+from __future__ import annotations
+
+from tests.conftest import DEFAULT_PASSWORD, make_user
+
+
+async def test_signup_logs_in_and_redirects_home(browser, db):
+    response = await browser.post("/signup", {"username": "alice", "password": "s3cret-pass"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+    home = await browser.text("/")
+    assert "@alice" in home and "Log out" in home
+    assert await db.fetchval("SELECT count(*) FROM users WHERE username = 'alice'") == 1
+
+
+async def test_signup_rejects_taken_username_in_any_case(browser, db):
+    await make_user(db, "Alice")
+    response = await browser.post("/signup", {"username": "aLICE", "password": "s3cret-pass"})
+    assert response.status_code == 422
+    assert "That username is taken." in await response.get_data(as_text=True)
+    assert await db.fetchval("SELECT count(*) FROM users") == 1
+
+
+async def test_signup_keeps_input_and_shows_field_errors(browser, db):
+    response = await browser.post("/signup", {"username": "bad name!", "password": "short"})
+    page = await response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert 'value="bad name!"' in page
+    assert "Use 1 to 30 letters, digits or underscores." in page
+    assert "Use at least 8 characters." in page
+    assert await db.fetchval("SELECT count(*) FROM users") == 0
+
+
+async def test_login_failure_says_the_same_for_unknown_user_and_wrong_password(browser, db):
+    await make_user(db, "bob")
+    wrong_password = await browser.post("/login", {"username": "bob", "password": "nope-nope"})
+    unknown_user = await browser.post("/login", {"username": "nobody", "password": "nope-nope"})
+    assert wrong_password.status_code == unknown_user.status_code == 422
+    for response in (wrong_password, unknown_user):
+        assert "Wrong username or password." in await response.get_data(as_text=True)
+
+
+async def test_login_is_case_insensitive_and_follows_local_next(browser, db):
+    await make_user(db, "Carol")
+    response = await browser.post(
+        "/login", {"username": "carol", "password": DEFAULT_PASSWORD, "next": "/public"}
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/public"
+
+
+async def test_login_never_redirects_off_site(browser, db):
+    await make_user(db, "dave")
+    for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        response = await browser.post(
+            "/login", {"username": "dave", "password": DEFAULT_PASSWORD, "next": target}
+        )
+        assert response.headers["Location"] == "/"
+
+
+async def test_logout_ends_the_session(browser, db):
+    await make_user(db, "erin")
+    await browser.login("erin")
+    await browser.post("/logout")
+    response = await browser.get("/settings")
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/login")
+
+
+async def test_session_cookie_is_httponly_and_samesite_lax(browser, db):
+    await make_user(db, "frank")
+    response = await browser.post("/login", {"username": "frank", "password": DEFAULT_PASSWORD})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # development: plain http on localhost
+
+
+async def test_password_change_logs_out_every_other_session(make_browser, db):
+    await make_user(db, "gina")
+    laptop, phone = make_browser(), make_browser()
+    await laptop.login("gina")
+    await phone.login("gina")
+    response = await laptop.post(
+        "/settings/password",
+        {"current_password": DEFAULT_PASSWORD, "new_password": "a brand new one"},
+    )
+    assert response.status_code == 303
+    assert (await laptop.get("/settings")).status_code == 200  # this session stays
+    assert (await phone.get("/settings")).status_code == 303  # the other one is gone
+    await phone.login("gina", "a brand new one")
+
+
+async def test_password_change_requires_the_current_password(browser, db):
+    await make_user(db, "hank")
+    await browser.login("hank")
+    response = await browser.post(
+        "/settings/password", {"current_password": "wrong one!", "new_password": "another one"}
+    )
+    assert response.status_code == 422
+    assert "That is not your current password." in await response.get_data(as_text=True)
+
+
+async def test_profile_settings_are_saved_and_validated(browser, db):
+    user = await make_user(db, "iris")
+    await browser.login("iris")
+    response = await browser.post("/settings", {"display_name": "Iris W.", "bio": "Hi <b>there</b>"})
+    assert response.status_code == 303
+    profile = await browser.text("/@iris")
+    assert "Iris W." in profile and "Hi &lt;b&gt;there&lt;/b&gt;" in profile
+    too_long = await browser.post("/settings", {"display_name": "x" * 51, "bio": ""})
+    assert too_long.status_code == 422
+    assert await db.fetchval("SELECT display_name FROM users WHERE id = $1", user.id) == "Iris W."
