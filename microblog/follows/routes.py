@@ -29,7 +29,9 @@ async def _change(username: str, *, follow: bool) -> Response:
             await queries.unfollow(conn, viewer.id, target.id)
         target = await user_by_username(conn, username)  # with its new follower count
     if is_htmx():
-        return await html("_follow_button.html", profile=target, following=follow)
+        return await html(
+            "_follow_button.html", profile=target, following=follow, counts_oob=True
+        )
     return redirect(local_path((await request.form).get("next"), f"/@{target.username}"), 303)
 
 

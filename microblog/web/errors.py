@@ -50,7 +50,7 @@ async def error_response(status: int, message: str | None = None) -> Response:
         "error.html",
         "_error.html",
         status,
-        status=status,
+        code=status,
         title=title,
         message=message or default_message,
     )

@@ -1,0 +1,77 @@
+"""Every state-changing route refuses a request without the session's CSRF token."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import make_post, make_user
+
+SAFE = {"GET", "HEAD", "OPTIONS"}
+
+
+def _state_changing_rules(app):
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) - SAFE):
+            yield rule, method
+
+
+def _concrete_path(rule, post_id: int, username: str) -> str:
+    values = {"post_id": post_id, "username": username}
+    return rule.build({arg: values[arg] for arg in rule.arguments})[1]
+
+
+async def test_the_app_has_state_changing_routes_to_check(app):
+    assert len(list(_state_changing_rules(app))) >= 10
+
+
+@pytest.mark.parametrize("token", ["missing", "forged", "other-session"])
+async def test_every_state_changing_route_refuses_a_bad_token(
+    app, browser, make_browser, db, token
+):
+    owner = await make_user(db, "owner")
+    await make_user(db, "target")
+    post_id = await make_post(db, owner, "keep me")
+    await browser.login("owner")
+    other = make_browser()
+    other_token = await other.csrf_token()
+    before = await db.fetchval(
+        "SELECT row(count(*), sum(like_count), sum(reply_count)) FROM posts"
+    ), await db.fetchval("SELECT count(*) FROM follows")
+
+    checked = 0
+    for rule, method in _state_changing_rules(app):
+        path = _concrete_path(rule, post_id, "target")
+        form = {"body": "sneaky", "username": "owner", "password": "x" * 10}
+        if token == "forged":
+            form["csrf_token"] = "forged-token-value"
+        elif token == "other-session":
+            form["csrf_token"] = other_token
+        response = await browser.client.open(path, method=method, form=form)
+        assert response.status_code == 403, f"{method} {path} answered {response.status_code}"
+        checked += 1
+
+    assert checked >= 10
+    after = await db.fetchval(
+        "SELECT row(count(*), sum(like_count), sum(reply_count)) FROM posts"
+    ), await db.fetchval("SELECT count(*) FROM follows")
+    assert after == before
+    assert (await browser.get("/settings")).status_code == 200  # still logged in
+
+
+async def test_htmx_header_token_is_accepted(browser, db):
+    user = await make_user(db, "hx")
+    post_id = await make_post(db, user, "like me")
+    await browser.login("hx")
+    token = await browser.csrf_token()
+    response = await browser.client.post(
+        f"/posts/{post_id}/like", headers={"X-CSRF-Token": token, "HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    assert await db.fetchval("SELECT like_count FROM posts WHERE id = $1", post_id) == 1
+
+
+async def test_non_ascii_token_is_refused_not_crashed(browser, db):
+    await make_user(db, "uni")
+    await browser.login("uni")
+    response = await browser.client.post("/posts", form={"body": "x", "csrf_token": "tökén"})
+    assert response.status_code == 403
