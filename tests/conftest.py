@@ -36,7 +36,7 @@ TEST_SECRET = "test-secret-key-base-" + "x" * 40
 DEFAULT_PASSWORD = "correct horse battery"
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
     """The same server URL pointing at another database."""
     head, sep, query = url.partition("?")
     scheme, _, rest = head.partition("://")
@@ -49,7 +49,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A PostgreSQL server for the whole session (any database on it)."""
     if url := os.environ.get("TEST_DATABASE_URL"):
         return url
-    return _with_database(start_embedded_server(tmp_path_factory.mktemp("postgres")), "postgres")
+    return with_database(start_embedded_server(tmp_path_factory.mktemp("postgres")), "postgres")
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +63,7 @@ def template_database(server_url: str) -> str:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:
             await admin.close()
-        conn = await asyncpg.connect(_with_database(server_url, name))
+        conn = await asyncpg.connect(with_database(server_url, name))
         try:
             await apply_migrations(conn)
         finally:
@@ -80,7 +80,7 @@ async def database_url(server_url: str, template_database: str) -> AsyncIterator
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield _with_database(server_url, name)
+        yield with_database(server_url, name)
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()

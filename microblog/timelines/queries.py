@@ -1,4 +1,6 @@
-"""SQL for the timelines. Each walks an index newest-first and stops after `limit` rows."""
+"""SQL for the timelines. Each walks an index newest-first and stops after `limit` rows.
+
+The statements are module constants so the EXPLAIN tests check exactly what runs."""
 
 from __future__ import annotations
 
@@ -7,81 +9,60 @@ import asyncpg
 from microblog.db.keyset import below
 from microblog.posts.queries import VIEW_COLUMNS, PostView, post_views
 
+# The user's own posts and those of everyone they follow. For each author at most $3 rows come
+# from the (author_id, id) index; the newest $3 of those are the page. The work is bounded by
+# the number of people followed, not by how many posts exist.
+HOME = f"""
+    SELECT {VIEW_COLUMNS}
+    FROM (
+        SELECT followee_id AS author_id FROM follows WHERE follower_id = $1
+        UNION ALL SELECT $1
+    ) AS authors
+    CROSS JOIN LATERAL (
+        SELECT * FROM posts
+        WHERE posts.author_id = authors.author_id AND posts.id < $2
+        ORDER BY posts.id DESC LIMIT $3
+    ) AS p
+    JOIN users u ON u.id = p.author_id
+    ORDER BY p.id DESC LIMIT $3
+"""
+
+PUBLIC = f"""
+    SELECT {VIEW_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id
+    WHERE p.id < $2 ORDER BY p.id DESC LIMIT $3
+"""
+
+PROFILE = f"""
+    SELECT {VIEW_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id
+    WHERE p.author_id = $2 AND p.id < $3 ORDER BY p.id DESC LIMIT $4
+"""
+
+TAGGED = f"""
+    SELECT {VIEW_COLUMNS}
+    FROM post_tags t JOIN posts p ON p.id = t.post_id JOIN users u ON u.id = p.author_id
+    WHERE t.tag = $2 AND t.post_id < $3 ORDER BY t.post_id DESC LIMIT $4
+"""
+
 
 async def home(
     conn: asyncpg.Connection, user_id: int, before: int | None, limit: int
 ) -> list[PostView]:
-    """The user's own posts and those of everyone they follow.
-
-    For each author, at most `limit` rows come from the (author_id, id) index; the newest
-    `limit` of those are the page. The work is bounded by the number of people followed, not
-    by how many posts exist.
-    """
-    rows = await conn.fetch(
-        f"""
-        SELECT {VIEW_COLUMNS}
-        FROM (
-            SELECT followee_id AS author_id FROM follows WHERE follower_id = $1
-            UNION ALL SELECT $1
-        ) AS authors
-        CROSS JOIN LATERAL (
-            SELECT * FROM posts
-            WHERE posts.author_id = authors.author_id AND posts.id < $2
-            ORDER BY posts.id DESC LIMIT $3
-        ) AS p
-        JOIN users u ON u.id = p.author_id
-        ORDER BY p.id DESC LIMIT $3
-        """,
-        user_id,
-        below(before),
-        limit,
-    )
-    return post_views(rows)
+    return post_views(await conn.fetch(HOME, user_id, below(before), limit))
 
 
 async def public(
     conn: asyncpg.Connection, viewer_id: int | None, before: int | None, limit: int
 ) -> list[PostView]:
-    rows = await conn.fetch(
-        f"""
-        SELECT {VIEW_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id
-        WHERE p.id < $2 ORDER BY p.id DESC LIMIT $3
-        """,
-        viewer_id,
-        below(before),
-        limit,
-    )
-    return post_views(rows)
+    return post_views(await conn.fetch(PUBLIC, viewer_id, below(before), limit))
 
 
 async def profile(
     conn: asyncpg.Connection, author_id: int, viewer_id: int | None, before: int | None, limit: int
 ) -> list[PostView]:
-    rows = await conn.fetch(
-        f"""
-        SELECT {VIEW_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id
-        WHERE p.author_id = $2 AND p.id < $3 ORDER BY p.id DESC LIMIT $4
-        """,
-        viewer_id,
-        author_id,
-        below(before),
-        limit,
-    )
-    return post_views(rows)
+    return post_views(await conn.fetch(PROFILE, viewer_id, author_id, below(before), limit))
 
 
 async def tagged(
     conn: asyncpg.Connection, tag: str, viewer_id: int | None, before: int | None, limit: int
 ) -> list[PostView]:
-    rows = await conn.fetch(
-        f"""
-        SELECT {VIEW_COLUMNS}
-        FROM post_tags t JOIN posts p ON p.id = t.post_id JOIN users u ON u.id = p.author_id
-        WHERE t.tag = $2 AND t.post_id < $3 ORDER BY t.post_id DESC LIMIT $4
-        """,
-        viewer_id,
-        tag,
-        below(before),
-        limit,
-    )
-    return post_views(rows)
+    return post_views(await conn.fetch(TAGGED, viewer_id, tag, below(before), limit))
