@@ -183,7 +183,7 @@ class Settings:
         "LOG_LEVEL", _one_of(LOG_LEVELS), "info", "debug, info, warning or error."
     )
     port: int = _setting(
-        "PORT", _positive_int, 3000, "Port of web and combined when --port is not given."
+        "PORT", _positive_int, 3000, "Port of web when --port is not given."
     )
     shutdown_timeout: float = _setting(
         "SHUTDOWN_TIMEOUT",

@@ -1,0 +1,115 @@
+"""Settings: defaults, validation that names the variable, production rules, documentation."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+
+import pytest
+
+from microblog.config import Settings, SettingsError, documented_variables
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_SECRET = "s" * 40
+
+
+def test_defaults_without_any_variable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({})
+    assert settings.database_url is None
+    assert settings.db_pool_size == 10
+    assert settings.env == "development"
+    assert settings.data_dir == tmp_path / "var"
+    assert settings.port == 3000
+    assert settings.effective_log_format == "text"
+    assert ipaddress.ip_address("127.0.0.1") in settings.trusted_proxies[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("DATABASE_URL", "not-a-url", "postgresql://"),
+        ("DATABASE_URL", "mysql://db/app", "postgresql://"),
+        ("DATABASE_URL", "postgresql://host:notaport/db", "port"),
+        ("DATABASE_URL", "postgresql:///db", "host"),
+        ("DB_POOL_SIZE", "abc", "whole number"),
+        ("DB_POOL_SIZE", "0", "at least 1"),
+        ("MICROBLOG_ENV", "staging", "development, production"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,banana", "banana"),
+        ("SHUTDOWN_TIMEOUT", "soon", "duration"),
+        ("SHUTDOWN_TIMEOUT", "-1", "negative"),
+        ("SECRET_KEY_BASE", "short", "32 characters"),
+        ("LOG_LEVEL", "loud", "debug"),
+        ("PORT", "http", "whole number"),
+    ],
+)
+def test_bad_value_is_refused_with_the_variable_named(variable, value, fragment):
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({variable: value})
+    assert raised.value.variable == variable
+    assert str(raised.value).startswith(f"{variable}: ")
+    assert fragment in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_database_url_with_a_socket_host_is_accepted():
+    url = "postgresql://postgres:@/microblog?host=/tmp/socket-dir"
+    assert Settings.from_env({"DATABASE_URL": url}).database_url == url
+
+
+@pytest.mark.parametrize(
+    ("environ", "missing"),
+    [
+        ({"MICROBLOG_ENV": "production", "SECRET_KEY_BASE": GOOD_SECRET}, "DATABASE_URL"),
+        ({"MICROBLOG_ENV": "production", "DATABASE_URL": "postgresql://db/x"}, "SECRET_KEY_BASE"),
+    ],
+)
+def test_production_requires_a_database_and_a_secret(environ, missing):
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(environ)
+    assert raised.value.variable == missing
+
+
+def test_production_defaults_to_json_logs():
+    settings = Settings.from_env(
+        {
+            "MICROBLOG_ENV": "production",
+            "DATABASE_URL": "postgresql://db/x",
+            "SECRET_KEY_BASE": GOOD_SECRET,
+        }
+    )
+    assert settings.is_production
+    assert settings.effective_log_format == "json"
+
+
+def test_secrets_and_urls_stay_out_of_repr():
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://app:hunter2-password@db/x",
+            "SECRET_KEY_BASE": "k" * 40,
+            "SECRET_KEY_FALLBACKS": "f" * 40,
+        }
+    )
+    text = repr(settings)
+    assert "hunter2" not in text
+    assert "k" * 40 not in text
+    assert "f" * 40 not in text
+
+
+def test_fallback_keys_are_a_list():
+    settings = Settings.from_env({"SECRET_KEY_FALLBACKS": f"{'a' * 32}, {'b' * 32}"})
+    assert settings.secret_key_fallbacks == ("a" * 32, "b" * 32)
+
+
+def test_instance_name_defaults_to_host_and_port():
+    assert Settings.from_env({}).name_instance("web", 3001).endswith(":3001")
+    assert Settings.from_env({"INSTANCE_NAME": "web-1"}).name_instance("web", 3001) == "web-1"
+
+
+def test_every_setting_is_documented_in_the_configuration_guide():
+    guide = (ROOT / "docs" / "configuration.md").read_text()
+    rows = set(re.findall(r"^\| `([A-Z_]+)` \|", guide, flags=re.MULTILINE))
+    variables = {variable for variable, _ in documented_variables()}
+    assert variables - rows == set(), "undocumented settings"
+    assert rows - variables == set(), "documented settings that do not exist"

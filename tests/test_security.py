@@ -1,0 +1,154 @@
+"""Security headers, script-free markup, hashed static files and trusted proxies."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from microblog.web.proxies import ProxyHeadersMiddleware, client_address
+from tests.conftest import make_post, make_user
+
+TRUSTED = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8"))
+
+
+async def test_pages_carry_the_security_headers(browser):
+    response = await browser.get("/")
+    headers = response.headers
+    csp = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+
+
+async def test_error_pages_carry_the_security_headers_too(browser):
+    response = await browser.get("/no/such/page")
+    assert response.status_code == 404
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+class _ScriptAudit(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.problems: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.problems.append(f"<{tag} {name}=...>")
+            if value and value.strip().lower().startswith("javascript:"):
+                self.problems.append(f"<{tag} {name}={value}>")
+        if tag == "script":
+            if not dict(attrs).get("src"):
+                self.problems.append("inline <script>")
+            self._in_script = True
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script and data.strip():
+            self.problems.append("script body")
+
+
+async def test_no_page_has_inline_script_or_event_handlers(browser, db):
+    author = await make_user(db, "author")
+    post_id = await make_post(db, author, "hello #world @author https://example.com")
+    await make_post(db, author, "a reply", in_reply_to=post_id)
+    await browser.login("author")
+    pages = [
+        "/", "/public", "/@author", "/@author/followers", "/@author/following",
+        f"/posts/{post_id}", "/tags/world", "/settings", "/missing-page",
+    ]  # fmt: skip
+    for page in pages:
+        audit = _ScriptAudit()
+        audit.feed(await (await browser.get(page)).get_data(as_text=True))
+        assert audit.problems == [], page
+    await browser.post("/logout")
+    for page in ("/", "/login", "/signup"):
+        audit = _ScriptAudit()
+        audit.feed(await (await browser.get(page)).get_data(as_text=True))
+        assert audit.problems == [], page
+
+
+async def _static_urls(browser) -> list[str]:
+    page = await browser.text("/")
+    return re.findall(r'(?:href|src)="(/static/[^"]+)"', page)
+
+
+async def test_static_urls_carry_a_content_hash_and_are_immutable(browser):
+    urls = await _static_urls(browser)
+    assert len(urls) >= 3
+    for url in urls:
+        assert re.search(r"\.[0-9a-f]{12}\.[a-z]+$", url), url
+        response = await browser.get(url)
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+
+
+async def test_a_stale_hash_still_serves_the_file_but_never_as_immutable(browser):
+    url = next(u for u in await _static_urls(browser) if u.endswith(".css"))
+    stale = re.sub(r"\.[0-9a-f]{12}\.css$", ".000000000000.css", url)
+    response = await browser.get(stale)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert "text/css" in response.headers["Content-Type"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/missing.css", "/static/../microblog/config.py", "/static/%2e%2e/README.md"]
+)
+async def test_unknown_or_escaping_static_paths_are_404(browser, path):
+    assert (await browser.get(path)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("203.0.113.9", ["1.2.3.4"], "203.0.113.9"),  # untrusted peer: header ignored
+        ("127.0.0.1", ["198.51.100.7"], "198.51.100.7"),  # trusted proxy
+        ("127.0.0.1", ["6.6.6.6", "198.51.100.7"], "198.51.100.7"),  # spoofed left hop ignored
+        ("127.0.0.1", ["198.51.100.7", "10.1.2.3"], "198.51.100.7"),  # chain of trusted proxies
+        ("127.0.0.1", ["garbage", "198.51.100.7"], "198.51.100.7"),
+        ("127.0.0.1", ["not-an-ip"], "127.0.0.1"),
+        ("127.0.0.1", [], "127.0.0.1"),
+        ("127.0.0.1", ["[2001:db8::1]:443"], "2001:db8::1"),
+    ],
+)
+def test_client_address_trusts_only_trusted_proxies(peer, forwarded, expected):
+    assert client_address(peer, forwarded, TRUSTED) == expected
+
+
+async def _seen_by_app(peer: str, headers: list[tuple[bytes, bytes]]) -> dict:
+    seen: dict = {}
+
+    async def app(scope, receive, send):
+        seen.update(scope)
+
+    middleware = ProxyHeadersMiddleware(app, TRUSTED)
+    scope = {"type": "http", "client": (peer, 5555), "scheme": "http", "headers": headers}
+    await middleware(scope, None, None)
+    return seen
+
+
+async def test_forwarded_scheme_and_host_are_believed_only_from_a_trusted_peer():
+    headers = [
+        (b"host", b"internal:3001"),
+        (b"x-forwarded-for", b"198.51.100.7"),
+        (b"x-forwarded-proto", b"https"),
+        (b"x-forwarded-host", b"microblog.example"),
+    ]
+    trusted = await _seen_by_app("127.0.0.1", headers)
+    assert trusted["client"] == ("198.51.100.7", 5555)
+    assert trusted["scheme"] == "https"
+    assert (b"host", b"microblog.example") in trusted["headers"]
+    untrusted = await _seen_by_app("203.0.113.9", headers)
+    assert untrusted["client"] == ("203.0.113.9", 5555)
+    assert untrusted["scheme"] == "http"
+    assert (b"host", b"internal:3001") in untrusted["headers"]
