@@ -44,6 +44,17 @@ def is_hashtag(text: str) -> bool:
     return len(text) <= MAX_TAG_LENGTH and _HASHTAG.fullmatch(text) is not None
 
 
+def tag_key(text: str) -> str | None:
+    """The lower-cased tag that links and post_tags use, or None when it is not a hashtag.
+
+    Lower-casing can lengthen a tag and add marks that are not word characters ("İ" becomes
+    "i" plus a combining dot), so the lower-cased form is what must be valid: otherwise its
+    link would 404 and its post_tags row would break the length limit.
+    """
+    key = text.lower()
+    return key if is_hashtag(key) else None
+
+
 def mentions(body: str) -> set[str]:
     """Lower-cased usernames mentioned in the body."""
     return {m["mention"].lower() for m in _TOKEN.finditer(body) if m["mention"]}
@@ -51,7 +62,7 @@ def mentions(body: str) -> set[str]:
 
 def hashtags(body: str) -> set[str]:
     """Lower-cased hashtags in the body."""
-    return {m["tag"].lower() for m in _TOKEN.finditer(body) if m["tag"] and is_hashtag(m["tag"])}
+    return {key for m in _TOKEN.finditer(body) if m["tag"] and (key := tag_key(m["tag"]))}
 
 
 def render_body(body: str, known_users: set[str]) -> Markup:
@@ -72,11 +83,11 @@ def render_body(body: str, known_users: set[str]) -> Markup:
                 continue
             anchor = Markup('<a class="mention" href="/@{0}">@{0}</a>').format(name)
         else:
-            tag = match["tag"]
-            if not is_hashtag(tag):
+            key = tag_key(match["tag"])
+            if key is None:
                 continue
             anchor = Markup('<a class="hashtag" href="/tags/{0}">#{1}</a>').format(
-                quote(tag.lower()), tag
+                quote(key), match["tag"]
             )
         out.append(escape(body[position:start]))
         out.append(anchor)

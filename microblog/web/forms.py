@@ -13,6 +13,17 @@ _FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _FORBIDDEN_IN_LINE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
+async def read_body_first() -> None:
+    """Read the body of a state-changing request before any view runs.
+
+    The size limit (MAX_CONTENT_LENGTH) bites only when the body is read, and some views read
+    their form only after committing (for `next`): an oversized request would get its 413 after
+    its write. Read here, it is refused before anything happens.
+    """
+    if request.method not in {"GET", "HEAD", "OPTIONS"}:
+        await request.get_data(parse_form_data=True)
+
+
 def has_forbidden_characters(value: str, *, multiline: bool = True) -> bool:
     pattern = _FORBIDDEN if multiline else _FORBIDDEN_IN_LINE
     return pattern.search(value) is not None
@@ -28,9 +39,22 @@ def local_path(target: str | None, default: str = "/") -> str:
     return target
 
 
+def site_path(url: str | None) -> str | None:
+    """The path and query of a URL on this site, or None when it is elsewhere or unreadable.
+
+    Referer and HX-Current-URL are whatever the client wrote, and urlsplit raises on some of
+    them (an unclosed "[" reads as a broken IPv6 host): a bad header must not be a 500.
+    """
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return None
+    if parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
 def referrer_path(default: str = "/") -> str:
     """The page the request came from, when it is on this site."""
-    parts = urlsplit(request.referrer or "")
-    if parts.netloc != request.host:
-        return default
-    return local_path(parts.path + (f"?{parts.query}" if parts.query else ""), default)
+    path = site_path(request.referrer)
+    return default if path is None else local_path(path, default)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from quart import Quart, current_app, request
 
 from microblog.web.csrf import csrf_token
-from microblog.web.forms import local_path
+from microblog.web.forms import local_path, site_path
 from microblog.web.htmx import is_htmx
 from microblog.web.sessions import current_user
 
@@ -43,10 +42,8 @@ def here() -> str:
 
     For an htmx request that is the page htmx was called from, not the fragment's own URL.
     """
-    if is_htmx():
-        parts = urlsplit(request.headers.get("HX-Current-URL", ""))
-        if parts.netloc == request.host:
-            return local_path(parts.path + (f"?{parts.query}" if parts.query else ""))
+    if is_htmx() and (page := site_path(request.headers.get("HX-Current-URL"))) is not None:
+        return local_path(page)
     return request.full_path.rstrip("?")
 
 

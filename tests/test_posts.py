@@ -1,0 +1,290 @@
+"""Writing, replying to, reading, deleting and liking posts, as plain forms and through htmx."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from microblog.posts.routes import REPLIES_PER_PAGE
+from tests.conftest import make_post, make_user
+
+HTMX = {"HX-Request": "true"}
+
+
+def post_ids(html: str) -> list[int]:
+    """Ids of the posts on a page, in page order."""
+    return [int(found) for found in re.findall(r'<article class="post[^"]*" id="post-(\d+)"', html)]
+
+
+async def counts(db, post_id: int) -> tuple[int, int]:
+    """(reply_count, like_count) as stored on the post's row."""
+    row = await db.fetchrow("SELECT reply_count, like_count FROM posts WHERE id = $1", post_id)
+    return row["reply_count"], row["like_count"]
+
+
+async def post_count(db, user) -> int:
+    return await db.fetchval("SELECT post_count FROM users WHERE id = $1", user.id)
+
+
+@pytest.fixture
+async def alice(db, browser):
+    """A user, logged in on `browser`."""
+    user = await make_user(db, "alice")
+    await browser.sign_in(user)
+    return user
+
+
+# --- creating ----------------------------------------------------------------------------------
+
+
+async def test_post_is_stored_with_its_tags_and_counted_when_body_is_valid(
+    browser, make_browser, db, alice
+):
+    await make_user(db, "bob")
+    visitor = await make_browser().post("/posts", {"body": "anonymous"})
+    assert visitor.status_code == 303
+    assert visitor.headers["Location"].startswith("/login")
+    response = await browser.post(
+        "/posts", {"body": " hello #World @bob\r\n\tbye \n", "next": "/public"}
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/public"
+    post = await db.fetchrow("SELECT id, author_id, body, in_reply_to FROM posts")
+    assert (post["author_id"], post["body"], post["in_reply_to"]) == (
+        alice.id,
+        "hello #World @bob\n\tbye",
+        None,
+    )
+    assert await db.fetchval("SELECT array_agg(tag) FROM post_tags") == ["world"]
+    assert await post_count(db, alice) == 1
+    home = await browser.text("/")
+    assert post_ids(home) == [post["id"]]
+    assert '<a class="mention" href="/@bob">@bob</a>' in home
+
+
+async def test_body_length_is_counted_in_code_points_after_trimming(browser, db, alice):
+    assert (await browser.post("/posts", {"body": "😀" * 500})).status_code == 303
+    assert (await browser.post("/posts", {"body": "  " + "x" * 500 + "\n"})).status_code == 303
+    too_long = await browser.post("/posts", {"body": "😀" * 501})
+    assert too_long.status_code == 422
+    page = await too_long.get_data(as_text=True)
+    assert "Posts are at most 500 characters; this one has 501." in page
+    assert "😀" * 501 in page  # the text is kept for the author to shorten
+    lengths = await db.fetch("SELECT char_length(body) AS n FROM posts")
+    assert [row["n"] for row in lengths] == [500, 500]
+    assert await post_count(db, alice) == 2
+
+
+async def test_body_is_rejected_with_422_when_blank_or_with_control_characters(browser, db, alice):
+    for body in ("", " ", "\n\t \r\n", "\u3000\u00a0\u2003"):
+        response = await browser.post("/posts", {"body": body})
+        assert response.status_code == 422, repr(body)
+        assert "Write something first." in await response.get_data(as_text=True)
+    assert (await browser.post("/posts", {})).status_code == 422
+    for body in ("a\x00b", "\x1b[31mred", "bell\x07", "del\x7f", "form\x0cfeed", "v\x0bt"):
+        response = await browser.post("/posts", {"body": body})
+        assert response.status_code == 422, repr(body)
+        assert "Posts cannot contain control characters." in await response.get_data(as_text=True)
+    assert await db.fetchval("SELECT count(*) FROM posts") == 0
+    assert await post_count(db, alice) == 0
+
+
+async def test_post_is_stored_when_a_tag_grows_past_the_limit_once_lower_cased(browser, db, alice):
+    # "İ" lower-cases to two code points: 60 of them would make a 120-character tag row.
+    response = await browser.post("/posts", {"body": "#" + "İ" * 60 + " and #fine"})
+    assert response.status_code == 303
+    assert await db.fetchval("SELECT array_agg(tag) FROM post_tags") == ["fine"]
+
+
+# --- replies and the thread page ---------------------------------------------------------------
+
+
+async def test_reply_is_linked_and_counted_on_the_parent_row(browser, db, alice):
+    bob = await make_user(db, "bob")
+    parent = await make_post(db, bob, "parent")
+    response = await browser.post("/posts", {"body": "a reply", "in_reply_to": str(parent)})
+    assert response.status_code == 303
+    reply_to = await db.fetchval("SELECT in_reply_to FROM posts WHERE author_id = $1", alice.id)
+    assert reply_to == parent
+    assert await counts(db, parent) == (1, 0)
+    assert (await post_count(db, alice), await post_count(db, bob)) == (1, 1)
+
+
+async def test_reply_is_422_and_writes_nothing_when_the_parent_does_not_exist(browser, db, alice):
+    gone = await make_post(db, alice, "soon gone")
+    assert (await browser.post(f"/posts/{gone}/delete")).status_code == 303
+    for reply_to in (str(gone), "999", "9223372036854775807"):
+        response = await browser.post("/posts", {"body": "into the void", "in_reply_to": reply_to})
+        assert response.status_code == 422, reply_to
+        page = await response.get_data(as_text=True)
+        assert "The post you are replying to does not exist." in page
+    assert await db.fetchval("SELECT count(*) FROM posts") == 0
+    assert await post_count(db, alice) == 0
+
+
+async def test_post_page_shows_ancestors_oldest_first_then_the_post_then_its_replies(browser, db):
+    bob = await make_user(db, "bob")
+    root = await make_post(db, bob, "root")
+    middle = await make_post(db, bob, "middle", in_reply_to=root)
+    leaf = await make_post(db, bob, "leaf", in_reply_to=middle)
+    sibling = await make_post(db, bob, "sibling", in_reply_to=middle)
+    first = await make_post(db, bob, "first reply", in_reply_to=leaf)
+    second = await make_post(db, bob, "second reply", in_reply_to=leaf)
+    page = await browser.text(f"/posts/{leaf}")
+    assert post_ids(page) == [root, middle, leaf, first, second]
+    assert sibling not in post_ids(page)
+    assert f'<article class="post focus" id="post-{leaf}"' in page
+    assert f'<a href="/login?next=/posts/{leaf}">Log in</a> to reply.' in page
+    await browser.sign_in(bob)
+    page = await browser.text(f"/posts/{leaf}")
+    assert f'<input type="hidden" name="in_reply_to" value="{leaf}">' in page
+
+
+async def test_post_page_pages_replies_oldest_first_and_answers_htmx_with_the_fragment(browser, db):
+    bob = await make_user(db, "bob")
+    post = await make_post(db, bob, "popular")
+    replies = [
+        await make_post(db, bob, f"r{n}", in_reply_to=post) for n in range(REPLIES_PER_PAGE + 1)
+    ]
+    first_page = await browser.get(f"/posts/{post}")
+    html = await first_page.get_data(as_text=True)
+    assert post_ids(html) == [post, *replies[:REPLIES_PER_PAGE]]
+    last_shown = replies[REPLIES_PER_PAGE - 1]
+    assert f'href="?after={last_shown}" hx-get="?after={last_shown}"' in html
+    rest = await browser.get(f"/posts/{post}?after={last_shown}", headers=HTMX)
+    fragment = await rest.get_data(as_text=True)
+    assert rest.status_code == 200
+    assert "<html" not in fragment
+    assert "<html" in html
+    assert post_ids(fragment) == replies[REPLIES_PER_PAGE:]
+    assert "?after=" not in fragment
+    for response in (first_page, rest):
+        assert "HX-Request" in response.headers["Vary"]
+
+
+# --- deleting ----------------------------------------------------------------------------------
+
+
+async def test_author_deletes_a_reply_and_the_counts_go_down(browser, db, alice):
+    bob = await make_user(db, "bob")
+    parent = await make_post(db, bob, "parent")
+    reply = await make_post(db, alice, "reply #gone", in_reply_to=parent)
+    await browser.post(f"/posts/{reply}/like")
+    response = await browser.post(f"/posts/{reply}/delete", {"next": "/public"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/public"
+    assert await db.fetchval("SELECT array_agg(id) FROM posts") == [parent]
+    assert await db.fetchval("SELECT count(*) FROM likes") == 0
+    assert await db.fetchval("SELECT count(*) FROM post_tags") == 0
+    assert await counts(db, parent) == (0, 0)
+    assert (await post_count(db, alice), await post_count(db, bob)) == (0, 1)
+
+
+async def test_delete_is_refused_and_changes_nothing_unless_the_author_asks(browser, db, alice):
+    bob = await make_user(db, "bob")
+    parent = await make_post(db, bob, "parent")
+    reply = await make_post(db, bob, "bob's", in_reply_to=parent)
+    others = await browser.post(f"/posts/{reply}/delete")
+    assert others.status_code == 403
+    assert "Only the author of a post can delete it." in await others.get_data(as_text=True)
+    assert (await browser.post("/posts/4242/delete")).status_code == 404
+    assert await db.fetchval("SELECT count(*) FROM posts") == 2
+    assert await counts(db, parent) == (1, 0)
+    assert await post_count(db, bob) == 2
+
+
+async def test_delete_returns_to_the_page_it_came_from_unless_that_page_is_gone(browser, db, alice):
+    first = await make_post(db, alice, "first")
+    replies = [await make_post(db, alice, f"n{n}", in_reply_to=first) for n in range(12)]
+    # Ids from 10 up start with the first post's id, as /posts/10 starts with /posts/1.
+    other = next(post for post in replies if str(post).startswith(str(first)))
+    own_page = await browser.post(f"/posts/{other}/delete", {"next": f"/posts/{other}?after=1"})
+    assert own_page.headers["Location"] == "/"
+    elsewhere = await browser.post(f"/posts/{first}/delete", {"next": f"/posts/{other + 1}"})
+    assert elsewhere.headers["Location"] == f"/posts/{other + 1}"
+    # The replies stay, detached from the deleted post.
+    assert await db.fetchval("SELECT count(*) FROM posts WHERE in_reply_to IS NOT NULL") == 0
+    assert post_ids(await browser.text(f"/posts/{other + 1}")) == [other + 1]
+
+
+async def test_delete_through_htmx_answers_an_empty_swap(browser, db, alice):
+    post = await make_post(db, alice, "bye")
+    response = await browser.post(f"/posts/{post}/delete", headers=HTMX)
+    assert response.status_code == 200
+    assert await response.get_data(as_text=True) == ""
+    assert await db.fetchval("SELECT count(*) FROM posts") == 0
+
+
+# --- likes -------------------------------------------------------------------------------------
+
+
+async def test_like_and_unlike_are_idempotent_and_counted_on_the_row(
+    browser, make_browser, db, alice
+):
+    bob = await make_user(db, "bob")
+    post = await make_post(db, bob, "like me")
+    for _ in range(2):
+        response = await browser.post(f"/posts/{post}/like")
+        assert response.status_code == 303
+        assert response.headers["Location"] == f"/posts/{post}"
+    assert await counts(db, post) == (0, 1)
+    assert f'action="/posts/{post}/unlike"' in await browser.text(f"/posts/{post}")
+    other = make_browser()
+    await other.sign_in(bob)
+    await other.post(f"/posts/{post}/like", {"next": "/public"})
+    assert await counts(db, post) == (0, 2)
+    assert 'aria-label="2 likes"' in await make_browser().text(f"/posts/{post}")
+    for _ in range(2):
+        assert (await browser.post(f"/posts/{post}/unlike")).status_code == 303
+    assert await counts(db, post) == (0, 1)
+    assert await db.fetchval("SELECT array_agg(user_id) FROM likes") == [bob.id]
+
+
+async def test_like_through_htmx_answers_the_pressed_button_with_its_count(browser, db, alice):
+    post = await make_post(db, alice, "hx")
+    liked = await browser.post(f"/posts/{post}/like", headers=HTMX)
+    html = await liked.get_data(as_text=True)
+    assert liked.status_code == 200
+    assert "HX-Request" in liked.headers["Vary"]
+    assert "<html" not in html
+    assert f'action="/posts/{post}/unlike"' in html
+    assert 'aria-pressed="true"' in html
+    assert '<span class="count">1</span>' in html
+    unliked = await browser.post(f"/posts/{post}/unlike", headers=HTMX)
+    html = await unliked.get_data(as_text=True)
+    assert f'action="/posts/{post}/like"' in html
+    assert 'aria-pressed="false"' in html
+    assert '<span class="count">0</span>' in html
+
+
+# --- htmx posting ------------------------------------------------------------------------------
+
+
+async def test_post_through_htmx_answers_a_fragment_for_the_new_post_or_the_errors(
+    browser, db, alice
+):
+    response = await browser.post("/posts", {"body": "via htmx"}, headers=HTMX)
+    html = await response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "HX-Request" in response.headers["Vary"]
+    assert "<html" not in html
+    post = await db.fetchval("SELECT id FROM posts")
+    assert post_ids(html) == [post]
+    assert 'hx-swap-oob="true"' in html
+    assert "></textarea>" in html
+    assert 'hx-target="#timeline"' in html
+    reply = await browser.post("/posts", {"body": "re", "in_reply_to": str(post)}, headers=HTMX)
+    html = await reply.get_data(as_text=True)
+    assert reply.status_code == 200
+    assert f'name="in_reply_to" value="{post}"' in html
+    assert 'hx-target="#replies"' in html
+    invalid = await browser.post("/posts", {"body": "x" * 501}, headers=HTMX)
+    html = await invalid.get_data(as_text=True)
+    assert invalid.status_code == 422
+    assert invalid.headers["HX-Retarget"] == "#compose"
+    assert invalid.headers["HX-Reswap"] == "outerHTML"
+    assert "<html" not in html
+    assert 'id="compose"' in html
+    assert "this one has 501" in html
+    assert await db.fetchval("SELECT count(*) FROM posts") == 2
