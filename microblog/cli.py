@@ -15,6 +15,7 @@ from microblog import __version__
 from microblog.config import Settings, SettingsError
 from microblog.db.migrate import OutdatedSchema
 from microblog.db.pools import DatabaseUnavailable
+from microblog.jobs.commands import add_jobs_commands
 from microblog.logs import configure_logging
 
 Command = Callable[[Settings, argparse.Namespace], int]
@@ -35,6 +36,32 @@ def _web(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _queues(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from microblog.runtime import run_worker, worker_options
+
+    options = worker_options(settings, args.queues, args.concurrency)
+    asyncio.run(run_worker(settings, name=settings.name_instance("worker"), options=options))
+    return 0
+
+
+def _combined(settings: Settings, args: argparse.Namespace) -> int:
+    from microblog.runtime import run_combined, worker_options
+
+    port = args.port or settings.port
+    name = settings.name_instance("combined", port)
+    options = worker_options(settings, None, args.concurrency)
+    _listen_or_explain(
+        lambda: run_combined(settings, host=args.host, port=port, name=name, options=options),
+        args.host,
+        port,
+    )
+    return 0
+
+
 def _listen_or_explain(start: Callable, host: str, port: int) -> None:
     try:
         asyncio.run(start())
@@ -45,15 +72,12 @@ def _listen_or_explain(start: Callable, host: str, port: int) -> None:
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from microblog.db.migrate import apply_migrations
+    from microblog.db.migrate import migrate_databases
     from microblog.db.pools import open_pools
 
     async def migrate() -> list[str]:
-        async with (
-            open_pools(settings, application_name="microblog migrate") as pools,
-            pools.primary.acquire() as conn,
-        ):
-            return await apply_migrations(conn)
+        async with open_pools(settings, application_name="microblog migrate") as pools:
+            return await migrate_databases(pools)
 
     applied = asyncio.run(migrate())
     for version in applied:
@@ -88,6 +112,25 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_concurrency_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=None,
+        help="jobs run at the same time (default: $WORKER_CONCURRENCY, else 10)",
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="microblog",
@@ -98,7 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     web = _add_command(commands, "web", _web, "serve HTTP")
     _add_listen_options(web)
+    worker = _add_command(commands, "worker", _worker, "run background jobs until stopped")
+    worker.add_argument(
+        "--queues", type=_queues, default=None, help="comma-separated queues (default: all)"
+    )
+    _add_concurrency_option(worker)
+    combined = _add_command(
+        commands, "combined", _combined, "serve HTTP and run background jobs in one process"
+    )
+    _add_listen_options(combined)
+    _add_concurrency_option(combined)
     _add_command(commands, "migrate", _migrate, "apply pending database migrations")
+    add_jobs_commands(commands, _add_command)
     _add_command(
         commands, "db", _db, "run the embedded PostgreSQL in the foreground and print its URL"
     )

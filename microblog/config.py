@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from microblog.ratelimit.rules import DEFAULTS as DEFAULT_RATE_LIMITS
+from microblog.ratelimit.rules import Rule, parse_rules
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -55,22 +59,44 @@ def _positive_int(value: str) -> int:
     return number
 
 
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
 def _seconds(value: str) -> float:
+    """A duration: a number of seconds, or with a unit: 500ms, 5s, 10m, 2h, 7d."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|d)?\s*", value.lower())
+    if not match:
+        raise ValueError(f"must be a duration such as 5, 500ms, 10m or 7d, got {value!r}")
+    return float(match[1]) * _UNITS[match[2] or "s"]
+
+
+def _names(value: str) -> tuple[str, ...]:
+    names = tuple(item.strip() for item in value.split(",") if item.strip())
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9_-]{1,50}", name):
+            raise ValueError(f"{name!r} is not a queue name (lower-case letters, digits, _ and -)")
+    return names
+
+
+def _switch(value: str) -> bool:
     text = value.strip().lower()
-    scale = 1.0
-    if text.endswith("ms"):
-        text, scale = text[:-2], 0.001
-    elif text.endswith("s"):
-        text = text[:-1]
-    try:
-        seconds = float(text) * scale
-    except ValueError:
-        raise ValueError(
-            f"must be a duration in seconds such as 5 or 500ms, got {value!r}"
-        ) from None
-    if not seconds >= 0:  # also rejects NaN
-        raise ValueError(f"must not be negative, got {value!r}")
-    return seconds
+    if text not in ("on", "off"):
+        raise ValueError(f"must be on or off, got {value!r}")
+    return text == "on"
+
+
+def _bytes(value: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*(b|kb|mb|gb)?\s*", value.lower())
+    if not match:
+        raise ValueError(f"must be a size such as 268435456, 512MB or 1GB, got {value!r}")
+    number = int(match[1]) * {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}[match[2] or "b"]
+    if number < 1:
+        raise ValueError("must be at least 1 byte")
+    return number
+
+
+def _rate_limits(value: str) -> tuple[Rule, ...]:
+    return tuple(parse_rules(value).values())
 
 
 def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -125,6 +151,20 @@ class Settings:
         _postgres_url,
         None,
         "Primary PostgreSQL. Unset: an embedded server kept in MICROBLOG_DATA_DIR.",
+        repr=False,
+    )
+    queue_database_url: str | None = _setting(
+        "QUEUE_DATABASE_URL",
+        _postgres_url,
+        None,
+        "Where the job queue lives. Unset: the primary database, so a job commits with its data.",
+        repr=False,
+    )
+    cache_database_url: str | None = _setting(
+        "CACHE_DATABASE_URL",
+        _postgres_url,
+        None,
+        "Where the cache and the rate-limit counters live. Unset: the primary database.",
         repr=False,
     )
     db_pool_size: int = _setting(
@@ -183,7 +223,61 @@ class Settings:
         "LOG_LEVEL", _one_of(LOG_LEVELS), "info", "debug, info, warning or error."
     )
     port: int = _setting(
-        "PORT", _positive_int, 3000, "Port of web when --port is not given."
+        "PORT", _positive_int, 3000, "Port of web and combined when --port is not given."
+    )
+    worker_queues: tuple[str, ...] = _setting(
+        "WORKER_QUEUES",
+        _names,
+        (),
+        "Queues a worker takes jobs from, comma-separated. Unset: all of them.",
+    )
+    worker_concurrency: int = _setting(
+        "WORKER_CONCURRENCY",
+        _positive_int,
+        10,
+        "Jobs a worker runs at the same time.",
+    )
+    heartbeat_interval: float = _setting(
+        "HEARTBEAT_INTERVAL",
+        _seconds,
+        5.0,
+        "How often every process records that it is alive; dead ones are pruned this often too.",
+    )
+    heartbeat_timeout: float = _setting(
+        "HEARTBEAT_TIMEOUT",
+        _seconds,
+        30.0,
+        "A process silent this long is dead: its jobs go back to the queue.",
+    )
+    job_retention: float = _setting(
+        "JOB_RETENTION",
+        _seconds,
+        7 * 86400.0,
+        "Finished and discarded jobs are deleted after this long. Failed jobs are kept.",
+    )
+    cache_enabled: bool = _setting(
+        "CACHE",
+        _switch,
+        True,
+        "on or off. Off: every page is computed for every request (for comparison and debugging).",
+    )
+    cache_max_entries: int = _setting(
+        "CACHE_MAX_ENTRIES",
+        _positive_int,
+        100_000,
+        "The cache is trimmed, oldest entries first, to at most this many entries.",
+    )
+    cache_max_bytes: int = _setting(
+        "CACHE_MAX_BYTES",
+        _bytes,
+        256 * 1024 * 1024,
+        "... and to at most this many bytes of keys and values (accepts 64MB, 1GB).",
+    )
+    rate_limits: tuple[Rule, ...] = _setting(
+        "RATE_LIMITS",
+        _rate_limits,
+        tuple(DEFAULT_RATE_LIMITS.values()),
+        "Per-rule overrides such as login_ip=20/1m,global_ip=600/5m; off disables every limit.",
     )
     shutdown_timeout: float = _setting(
         "SHUTDOWN_TIMEOUT",
@@ -209,6 +303,7 @@ class Settings:
         values.setdefault("data_dir", DEFAULT_DATA_DIR.absolute())
         settings = cls(**values)
         settings.check_production()
+        settings.check_consistency()
         return settings
 
     def check_production(self) -> None:
@@ -218,6 +313,10 @@ class Settings:
             raise SettingsError("DATABASE_URL", "is required when MICROBLOG_ENV=production")
         if self.secret_key_base is None:
             raise SettingsError("SECRET_KEY_BASE", "is required when MICROBLOG_ENV=production")
+
+    def check_consistency(self) -> None:
+        if self.heartbeat_timeout <= 2 * self.heartbeat_interval:
+            raise SettingsError("HEARTBEAT_TIMEOUT", "must be more than twice HEARTBEAT_INTERVAL")
 
     @property
     def is_production(self) -> bool:

@@ -1,7 +1,9 @@
-"""Run modes: the long-running processes, sharing one stop event and one way to open pools.
+"""Run modes: the long-running processes, composed of the same parts.
 
-SIGTERM or SIGINT sets the stop event; everything then drains within SHUTDOWN_TIMEOUT and the
-process exits 0.
+`web` serves HTTP, `worker` runs jobs, `combined` does both in one event loop. All of them open
+pools the same way, register in infra.processes and heartbeat. SIGTERM or SIGINT sets one stop
+event: the web side answers /up with 503 and stops accepting connections, the job side stops
+claiming, and both finish what they started within SHUTDOWN_TIMEOUT before the process exits 0.
 """
 
 from __future__ import annotations
@@ -9,13 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import UUID
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 
+from microblog.background import JOB_KINDS, recurring_jobs
 from microblog.config import Settings
 from microblog.db.migrate import ensure_schema
 from microblog.db.pools import Pools, open_pools
+from microblog.jobs import processes
+from microblog.jobs.listener import listen
+from microblog.jobs.recurring import run_scheduler
+from microblog.jobs.worker import Worker, WorkerOptions
 from microblog.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -30,12 +40,18 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def prepare_schema(settings: Settings, pools: Pools) -> None:
-    """Development migrates on start; production refuses an outdated schema."""
-    async with pools.primary.acquire() as conn:
-        applied = await ensure_schema(conn, migrate=not settings.is_production)
-    for version in applied:
-        log.info("migration applied", extra={"version": version})
+@asynccontextmanager
+async def running_process(
+    settings: Settings, role: str, name: str
+) -> AsyncIterator[tuple[Pools, UUID]]:
+    """Pools opened, schema checked (or migrated, in development), process registered."""
+    async with open_pools(settings, application_name=f"microblog {role} {name}") as pools:
+        for version in await ensure_schema(pools, migrate=not settings.is_production):
+            log.info("migration applied", extra={"version": version})
+        async with processes.registered(
+            pools.queue, role=role, name=name, interval=settings.heartbeat_interval
+        ) as process_id:
+            yield pools, process_id
 
 
 async def serve_http(
@@ -57,9 +73,54 @@ async def serve_http(
     await serve(app, config, shutdown_trigger=shutdown_trigger)
 
 
+async def run_jobs(
+    settings: Settings, pools: Pools, process_id: UUID, options: WorkerOptions,
+    stop: asyncio.Event,
+) -> None:  # fmt: skip
+    """The job side of a process: listener, recurring scheduler and worker, until stop."""
+    worker = Worker(pools, JOB_KINDS, process_id, options)
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(listen(pools.queue_url, worker.wake, stop))
+        tasks.create_task(run_scheduler(pools.queue, recurring_jobs(settings), stop))
+        tasks.create_task(worker.run(stop))
+
+
+def worker_options(
+    settings: Settings, queues: tuple[str, ...] | None, concurrency: int | None
+) -> WorkerOptions:
+    return WorkerOptions(
+        queues=settings.worker_queues if queues is None else queues,
+        concurrency=concurrency or settings.worker_concurrency,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+
+
 async def run_web(settings: Settings, *, host: str, port: int, name: str) -> None:
     stop = stop_on_signals()
-    async with open_pools(settings, application_name=f"microblog web {name}") as pools:
-        await prepare_schema(settings, pools)
+    async with running_process(settings, "web", name) as (pools, _):
         await serve_http(settings, pools, host=host, port=port, name=name, stop=stop)
+    log.info("stopped")
+
+
+async def run_worker(settings: Settings, *, name: str, options: WorkerOptions) -> None:
+    stop = stop_on_signals()
+    async with running_process(settings, "worker", name) as (pools, process_id):
+        log.info("worker started", extra={"queues": ",".join(options.queues) or "all",
+                                           "concurrency": options.concurrency})  # fmt: skip
+        await run_jobs(settings, pools, process_id, options, stop)
+    log.info("stopped")
+
+
+async def run_combined(
+    settings: Settings, *, host: str, port: int, name: str, options: WorkerOptions
+) -> None:
+    """Web and worker in one process and one event loop: the seed's workers-in-each-instance."""
+    stop = stop_on_signals()
+    async with running_process(settings, "combined", name) as (pools, process_id):
+        jobs = asyncio.create_task(run_jobs(settings, pools, process_id, options, stop))
+        try:
+            await serve_http(settings, pools, host=host, port=port, name=name, stop=stop)
+        finally:
+            stop.set()  # if the web side ended on its own (cannot bind), stop the jobs too
+            await jobs
     log.info("stopped")

@@ -11,29 +11,37 @@ import asyncio
 import os
 import re
 import secrets
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import pgserver
 import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
 from microblog.config import Settings
 from microblog.db.embedded import start_embedded_server
-from microblog.db.migrate import apply_migrations
+from microblog.db.migrate import ALL, apply_migrations
 from microblog.db.pools import Pools, open_pools
 from microblog.posts.queries import create_post
 from microblog.posts.render import hashtags
+from microblog.ratelimit.rules import parse_rules
 from microblog.users.passwords import hash_password
 from microblog.users.queries import User, create_user
+from microblog.web import sessions
 from microblog.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-base-" + "x" * 40
 DEFAULT_PASSWORD = "correct horse battery"
+GENEROUS_LIMITS = (
+    "login_ip=1000/1m,login_user=1000/1m,signup_ip=1000/1m,post_user=1000/1m,global_ip=10000/1m"
+)
 
 
 def with_database(url: str, name: str) -> str:
@@ -45,11 +53,21 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A PostgreSQL server for the whole session (any database on it)."""
+def server_url() -> Iterator[str]:
+    """A PostgreSQL server for the whole session (any database on it).
+
+    The embedded one lives outside pytest's numbered temporary folders, which a concurrent
+    pytest run may prune, and is stopped and deleted with the session.
+    """
     if url := os.environ.get("TEST_DATABASE_URL"):
-        return url
-    return with_database(start_embedded_server(tmp_path_factory.mktemp("postgres")), "postgres")
+        yield url
+        return
+    folder = Path(tempfile.mkdtemp(prefix="microblog-tests-"))
+    try:
+        yield with_database(start_embedded_server(folder), "postgres")
+    finally:
+        pgserver.get_server(folder / "pgdata").cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +83,7 @@ def template_database(server_url: str) -> str:
             await admin.close()
         conn = await asyncpg.connect(with_database(server_url, name))
         try:
-            await apply_migrations(conn)
+            await apply_migrations(conn, ALL)
         finally:
             await conn.close()
 
@@ -93,6 +111,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key_base=TEST_SECRET,
         data_dir=tmp_path / "var",
         db_pool_size=4,
+        # The limiter runs on every request, with room for what one test does from one address.
+        rate_limits=tuple(parse_rules(GENEROUS_LIMITS).values()),
     )
 
 
@@ -157,7 +177,9 @@ class Browser:
 
     async def csrf_token(self) -> str:
         response = await self.client.get("/login")
-        match = re.search(r'name="csrf_token" value="([^"]+)"', await response.get_data(as_text=True))
+        match = re.search(
+            r'name="csrf_token" value="([^"]+)"', await response.get_data(as_text=True)
+        )
         assert match, "no CSRF token on /login"
         return match.group(1)
 
@@ -173,6 +195,12 @@ class Browser:
         response = await self.post("/login", {"username": username, "password": password})
         assert response.status_code == 303, await response.get_data(as_text=True)
 
+    async def sign_in(self, user: User) -> None:
+        """Logged in as the log-in form would, without its fifth of a second of argon2."""
+        async with self.client.session_transaction() as session:
+            session[sessions.USER_ID] = user.id
+            session[sessions.EPOCH] = user.session_epoch
+
     async def text(self, path: str, **kwargs) -> str:
         response = await self.get(path, **kwargs)
         assert response.status_code == 200, response.status_code
@@ -187,4 +215,4 @@ def browser(client: QuartClient) -> Browser:
 @pytest.fixture
 def make_browser(app: Quart) -> Iterator:
     """More browsers (separate cookie jars) on the same app."""
-    yield lambda: Browser(app.test_client())
+    return lambda: Browser(app.test_client())

@@ -34,9 +34,10 @@ async def test_every_state_changing_route_refuses_a_bad_token(
     await browser.login("owner")
     other = make_browser()
     other_token = await other.csrf_token()
-    before = await db.fetchval(
-        "SELECT row(count(*), sum(like_count), sum(reply_count)) FROM posts"
-    ), await db.fetchval("SELECT count(*) FROM follows")
+    before = (
+        await db.fetchval("SELECT row(count(*), sum(like_count), sum(reply_count)) FROM posts"),
+        await db.fetchval("SELECT count(*) FROM follows"),
+    )
 
     checked = 0
     for rule, method in _state_changing_rules(app):
@@ -51,9 +52,10 @@ async def test_every_state_changing_route_refuses_a_bad_token(
         checked += 1
 
     assert checked >= 10
-    after = await db.fetchval(
-        "SELECT row(count(*), sum(like_count), sum(reply_count)) FROM posts"
-    ), await db.fetchval("SELECT count(*) FROM follows")
+    after = (
+        await db.fetchval("SELECT row(count(*), sum(like_count), sum(reply_count)) FROM posts"),
+        await db.fetchval("SELECT count(*) FROM follows"),
+    )
     assert after == before
     assert (await browser.get("/settings")).status_code == 200  # still logged in
 

@@ -9,7 +9,7 @@ import pytest
 
 from microblog.config import Settings
 from microblog.db.embedded import DATABASE_NAME, create_database_if_missing
-from microblog.db.migrate import apply_migrations
+from microblog.db.migrate import ALL, apply_migrations
 from microblog.db.pools import open_pools
 from microblog.web.app import create_app
 from tests.conftest import TEST_SECRET
@@ -45,7 +45,7 @@ async def test_database_outage_gives_503_and_the_instance_recovers(own_server, t
     settings = Settings(database_url=url, secret_key_base=TEST_SECRET, data_dir=tmp_path)
     async with open_pools(settings, application_name="outage test") as pools:
         async with pools.primary.acquire() as conn:
-            await apply_migrations(conn)
+            await apply_migrations(conn, ALL)
         app = create_app(settings, pools, instance_name="outage")
         async with app.test_app():
             client = app.test_client()

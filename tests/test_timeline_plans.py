@@ -7,8 +7,8 @@ switch to after a few runs) are checked, since asyncpg prepares every statement.
 from __future__ import annotations
 
 import asyncio
-import os
 import json
+import os
 
 import asyncpg
 import pytest

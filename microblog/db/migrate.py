@@ -1,7 +1,10 @@
 """Numbered, forward-only .sql migrations, recorded in schema_migrations.
 
-Each file runs in its own transaction. The whole run holds a session advisory lock, so any
-number of instances may call migrate at once and each file is still applied exactly once.
+Migrations come in sets, one per database role: the app tables (DATABASE_URL), the job queue
+(QUEUE_DATABASE_URL), the cache (CACHE_DATABASE_URL). By default all roles share one database
+and every set is applied there. Each file runs in its own transaction; the whole run holds a
+session advisory lock, so any number of instances may migrate at once and each file is still
+applied exactly once.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from pathlib import Path
 
 import asyncpg
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+from microblog.db.pools import Pools
+
 FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Arbitrary but fixed: every microblog process agrees on it, nothing else uses it.
 ADVISORY_LOCK_KEY = 0x6D6963726F_626C6F67 & 0x7FFFFFFFFFFFFFFF
+PACKAGE = Path(__file__).resolve().parent.parent
 
 
 class OutdatedSchema(RuntimeError):
@@ -32,12 +37,23 @@ class Migration:
         return self.path.read_text(encoding="utf-8")
 
 
-def available_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    migrations = []
-    for path in sorted(directory.iterdir()):
-        if FILE_NAME.match(path.name):
-            migrations.append(Migration(version=path.stem, path=path))
-    return migrations
+@dataclass(frozen=True)
+class MigrationSet:
+    name: str
+    directory: Path
+
+    def migrations(self) -> list[Migration]:
+        return [
+            Migration(version=f"{self.name}/{path.stem}", path=path)
+            for path in sorted(self.directory.iterdir())
+            if FILE_NAME.match(path.name)
+        ]
+
+
+APP = MigrationSet("app", PACKAGE / "db" / "migrations")
+QUEUE = MigrationSet("queue", PACKAGE / "jobs" / "migrations")
+CACHE = MigrationSet("cache", PACKAGE / "cache" / "migrations")
+ALL = (APP, QUEUE, CACHE)
 
 
 async def _applied_versions(conn: asyncpg.Connection) -> set[str]:
@@ -48,13 +64,15 @@ async def _applied_versions(conn: asyncpg.Connection) -> set[str]:
     return {row["version"] for row in rows}
 
 
-async def pending_migrations(conn: asyncpg.Connection) -> list[Migration]:
+async def pending_migrations(
+    conn: asyncpg.Connection, sets: tuple[MigrationSet, ...]
+) -> list[Migration]:
     applied = await _applied_versions(conn)
-    return [m for m in available_migrations() if m.version not in applied]
+    return [m for s in sets for m in s.migrations() if m.version not in applied]
 
 
-async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
-    """Apply every pending migration; return the versions this call applied."""
+async def apply_migrations(conn: asyncpg.Connection, sets: tuple[MigrationSet, ...]) -> list[str]:
+    """Apply every pending migration of these sets; return the versions this call applied."""
     await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
     try:
         await conn.execute(
@@ -66,7 +84,7 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
             """
         )
         applied = []
-        for migration in await pending_migrations(conn):
+        for migration in await pending_migrations(conn, sets):
             async with conn.transaction():
                 await conn.execute(migration.sql)
                 await conn.execute(
@@ -78,11 +96,32 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
         await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
 
 
-async def ensure_schema(conn: asyncpg.Connection, *, migrate: bool) -> list[str]:
-    """Bring the schema up to date (migrate=True) or refuse to run on an outdated one."""
+def migration_targets(pools: Pools) -> list[tuple[asyncpg.Pool, tuple[MigrationSet, ...]]]:
+    """Which sets go to which database: one database gets them all unless roles are split."""
+    targets: dict[int, tuple[asyncpg.Pool, tuple[MigrationSet, ...]]] = {}
+    for pool, migration_set in ((pools.primary, APP), (pools.queue, QUEUE), (pools.cache, CACHE)):
+        _, sets = targets.get(id(pool), (pool, ()))
+        targets[id(pool)] = (pool, (*sets, migration_set))
+    return list(targets.values())
+
+
+async def migrate_databases(pools: Pools) -> list[str]:
+    """Apply every pending migration to every database; return the versions applied."""
+    applied = []
+    for pool, sets in migration_targets(pools):
+        async with pool.acquire() as conn:
+            applied += await apply_migrations(conn, sets)
+    return applied
+
+
+async def ensure_schema(pools: Pools, *, migrate: bool) -> list[str]:
+    """Bring every database up to date (migrate=True) or refuse to run on an outdated one."""
     if migrate:
-        return await apply_migrations(conn)
-    pending = await pending_migrations(conn)
+        return await migrate_databases(pools)
+    pending = []
+    for pool, sets in migration_targets(pools):
+        async with pool.acquire() as conn:
+            pending += await pending_migrations(conn, sets)
     if pending:
         names = ", ".join(m.version for m in pending)
         raise OutdatedSchema(

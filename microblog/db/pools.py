@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,7 +22,12 @@ class DatabaseUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Pools:
+    """Every pool a process needs. Roles that share a database share one pool object."""
+
     primary: asyncpg.Pool
+    queue: asyncpg.Pool
+    cache: asyncpg.Pool
+    queue_url: str  # the job listener keeps a connection of its own outside the pool
 
 
 def describe_url(url: str) -> str:
@@ -66,8 +71,22 @@ async def open_pool(url: str, *, size: int, application_name: str) -> AsyncItera
 
 @asynccontextmanager
 async def open_pools(settings: Settings, *, application_name: str) -> AsyncIterator[Pools]:
+    """One pool per distinct database: roles that share a URL share the pool."""
     url = await resolve_database_url(settings)
-    async with open_pool(
-        url, size=settings.db_pool_size, application_name=application_name
-    ) as primary:
-        yield Pools(primary=primary)
+    queue_url = settings.queue_database_url or url
+    cache_url = settings.cache_database_url or url
+    async with AsyncExitStack() as stack:
+        by_url: dict[str, asyncpg.Pool] = {}
+        for role_url in (url, queue_url, cache_url):
+            if role_url not in by_url:
+                by_url[role_url] = await stack.enter_async_context(
+                    open_pool(
+                        role_url, size=settings.db_pool_size, application_name=application_name
+                    )
+                )
+        yield Pools(
+            primary=by_url[url],
+            queue=by_url[queue_url],
+            cache=by_url[cache_url],
+            queue_url=queue_url,
+        )

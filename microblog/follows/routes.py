@@ -5,8 +5,9 @@ from __future__ import annotations
 from quart import Blueprint, Response, abort, redirect, request
 
 from microblog.follows import queries
+from microblog.notifications.jobs import followed
 from microblog.users.queries import User, user_by_username
-from microblog.web.db import connection, transaction
+from microblog.web.db import connection, enqueue_job, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import PAGE_SIZE, cursor
@@ -24,14 +25,15 @@ async def _change(username: str, *, follow: bool) -> Response:
         if target.id == viewer.id:
             abort(422, "You cannot follow yourself.")
         if follow:
-            await queries.follow(conn, viewer.id, target.id)
+            if await queries.follow(conn, viewer.id, target.id):
+                await enqueue_job(
+                    conn, followed, {"follower_id": viewer.id, "followee_id": target.id}
+                )
         else:
             await queries.unfollow(conn, viewer.id, target.id)
         target = await user_by_username(conn, username)  # with its new follower count
     if is_htmx():
-        return await html(
-            "_follow_button.html", profile=target, following=follow, counts_oob=True
-        )
+        return await html("_follow_button.html", profile=target, following=follow, counts_oob=True)
     return redirect(local_path((await request.form).get("next"), f"/@{target.username}"), 303)
 
 

@@ -74,6 +74,34 @@ async def create_post(
     return post_id
 
 
+@dataclass(frozen=True)
+class PostFacts:
+    """What notifications need to know about a post."""
+
+    author_id: int
+    body: str
+    parent_author_id: int | None
+
+
+async def post_facts(conn: asyncpg.Connection, post_id: int) -> PostFacts | None:
+    row = await conn.fetchrow(
+        """
+        SELECT p.author_id, p.body, parent.author_id AS parent_author_id
+        FROM posts p LEFT JOIN posts parent ON parent.id = p.in_reply_to
+        WHERE p.id = $1
+        """,
+        post_id,
+    )
+    return PostFacts(**dict(row)) if row else None
+
+
+async def has_liked(conn: asyncpg.Connection, user_id: int, post_id: int) -> bool:
+    found = await conn.fetchval(
+        "SELECT true FROM likes WHERE user_id = $1 AND post_id = $2", user_id, post_id
+    )
+    return bool(found)
+
+
 async def post_author(conn: asyncpg.Connection, post_id: int) -> int | None:
     return await conn.fetchval("SELECT author_id FROM posts WHERE id = $1", post_id)
 

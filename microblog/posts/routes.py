@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, abort, redirect, request
+from urllib.parse import urlsplit
 
+from quart import Blueprint, Response, abort, redirect, request
+from quart_rate_limiter import rate_limit
+
+from microblog.notifications.jobs import post_created, post_liked
+from microblog.notifications.queries import forget_post
 from microblog.posts import queries
 from microblog.posts.forms import NewPost
 from microblog.posts.present import with_bodies
-from microblog.posts.render import hashtags
-from microblog.web.db import connection, transaction
+from microblog.posts.render import hashtags, mentions
+from microblog.timelines import public_cache
+from microblog.web.db import connection, enqueue_job, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import cursor
+from microblog.web.ratelimits import POST_USER
 from microblog.web.sessions import current_user, login_required
 
 blueprint = Blueprint("posts", __name__)
@@ -20,6 +27,7 @@ REPLIES_PER_PAGE = 50
 
 
 @blueprint.route("/posts", methods=["POST"])
+@rate_limit(limits=[POST_USER])
 @login_required
 async def create() -> Response:
     user = current_user()
@@ -34,15 +42,18 @@ async def create() -> Response:
             if post_id is None:
                 post.errors["in_reply_to"] = "The post you are replying to does not exist."
             else:
+                if post.in_reply_to or mentions(post.body):  # someone to tell
+                    await enqueue_job(conn, post_created, {"post_id": post_id})
                 view = await queries.post_view(conn, post_id, user.id)
                 [created] = await with_bodies(conn, [view])
     if post.errors:
         if is_htmx():
             response = await html("_compose.html", 422, post=post, next=next_path)
-            response.headers["HX-Retarget"] = "this"
+            response.headers["HX-Retarget"] = "#compose"
             response.headers["HX-Reswap"] = "outerHTML"
             return response
         return await html("compose.html", 422, post=post, next=next_path)
+    await public_cache.changed()
     if is_htmx():
         return await html("_post_created.html", post=created, next=next_path)
     return redirect(next_path, 303)
@@ -84,11 +95,14 @@ async def delete(post_id: int) -> Response:
             abort(404, "This post does not exist, or it was already deleted.")
         if author != user.id:
             abort(403, "Only the author of a post can delete it.")
+        await forget_post(conn, post_id)
         await queries.delete_post(conn, post_id, user.id)
+    await public_cache.changed()
     if is_htmx():
         return Response("", status=200)  # the post's element is swapped for nothing
     next_path = local_path((await request.form).get("next"))
-    if next_path.startswith(f"/posts/{post_id}"):
+    # The post's own page is gone; compare whole paths, as /posts/12 starts with /posts/1.
+    if urlsplit(next_path).path == f"/posts/{post_id}":
         next_path = "/"
     return redirect(next_path, 303)
 
@@ -97,9 +111,14 @@ async def _toggle_like(post_id: int, *, liked: bool) -> Response:
     user = current_user()
     async with transaction() as conn:
         change = queries.like if liked else queries.unlike
-        if await change(conn, user.id, post_id) is None:
+        changed = await change(conn, user.id, post_id)
+        if changed is None:
             abort(404, "This post does not exist, or it was deleted.")
+        if liked and changed:
+            await enqueue_job(conn, post_liked, {"post_id": post_id, "user_id": user.id})
         post = await queries.post_view(conn, post_id, user.id)
+    if changed:
+        await public_cache.changed()
     if is_htmx():
         return await html("_like_button.html", post=post)
     return redirect(local_path((await request.form).get("next"), f"/posts/{post_id}"), 303)

@@ -12,8 +12,8 @@ from microblog.follows.queries import is_following
 from microblog.posts.forms import NewPost
 from microblog.posts.present import with_bodies
 from microblog.posts.queries import PostView
-from microblog.posts.render import is_hashtag
-from microblog.timelines import queries
+from microblog.posts.render import tag_key
+from microblog.timelines import public_cache, queries
 from microblog.users.queries import user_by_username
 from microblog.web.db import connection
 from microblog.web.htmx import render
@@ -30,7 +30,21 @@ async def _page(conn: asyncpg.Connection, fetch: Fetch) -> dict[str, Any]:
     posts = await fetch(conn, cursor("before"), PAGE_SIZE + 1)
     more = len(posts) > PAGE_SIZE
     posts = await with_bodies(conn, posts[:PAGE_SIZE])
-    return {"posts": posts, "next_before": posts[-1].id if more else None}
+    return {"posts": posts, "next_before": posts[-1].id if more else None, "empty": not posts}
+
+
+async def _public_page(viewer_id: int | None) -> dict[str, Any]:
+    """A page of the public timeline; for anonymous visitors the first one comes cached."""
+
+    async def compute() -> dict[str, Any]:
+        async with connection() as conn:
+            return await _page(conn, lambda c, b, n: queries.public(c, viewer_id, b, n))
+
+    if viewer_id is None and cursor("before") is None:
+        cached = await public_cache.first_page(compute)
+        if cached is not None:
+            return cached
+    return await compute()
 
 
 def _viewer_id() -> int | None:
@@ -41,20 +55,18 @@ def _viewer_id() -> int | None:
 @blueprint.route("/")
 async def home() -> Response:
     viewer = current_user()
-    async with connection() as conn:
-        if viewer is None:
-            page = await _page(conn, lambda c, b, n: queries.public(c, None, b, n))
-        else:
+    if viewer is None:
+        page = await _public_page(None)
+    else:
+        async with connection() as conn:
             page = await _page(conn, lambda c, b, n: queries.home(c, viewer.id, b, n))
-    return await render("home.html", "_timeline.html", compose=NewPost(body=""), **page)
+    return await render("home.html", "_timeline_slot.html", compose=NewPost(body=""), **page)
 
 
 @blueprint.route("/public")
 async def public() -> Response:
-    viewer_id = _viewer_id()
-    async with connection() as conn:
-        page = await _page(conn, lambda c, b, n: queries.public(c, viewer_id, b, n))
-    return await render("public.html", "_timeline.html", **page)
+    page = await _public_page(_viewer_id())
+    return await render("public.html", "_timeline_slot.html", **page)
 
 
 @blueprint.route("/@<username:username>")
@@ -71,9 +83,10 @@ async def profile(username: str) -> Response:
 
 @blueprint.route("/tags/<tag>")
 async def tag(tag: str) -> Response:
-    if not is_hashtag(tag):
+    key = tag_key(tag)
+    if key is None:
         abort(404, "That is not a hashtag.")
     viewer_id = _viewer_id()
     async with connection() as conn:
-        page = await _page(conn, lambda c, b, n: queries.tagged(c, tag.lower(), viewer_id, b, n))
-    return await render("tag.html", "_timeline.html", tag=tag.lower(), **page)
+        page = await _page(conn, lambda c, b, n: queries.tagged(c, key, viewer_id, b, n))
+    return await render("tag.html", "_timeline.html", tag=key, **page)

@@ -18,6 +18,7 @@ class User:
     post_count: int
     follower_count: int
     following_count: int
+    unread_notifications: int
     created_at: datetime
 
     @property
@@ -27,7 +28,7 @@ class User:
 
 COLUMNS = (
     "id, username, display_name, bio, session_epoch, post_count, follower_count, "
-    "following_count, created_at"
+    "following_count, unread_notifications, created_at"
 )
 
 
@@ -107,12 +108,17 @@ async def update_profile(
     return User(**dict(row))
 
 
-async def existing_usernames(conn: asyncpg.Connection, names: set[str]) -> set[str]:
-    """The lower-cased names among `names` that belong to an account."""
+async def ids_by_username(conn: asyncpg.Connection, names: set[str]) -> dict[str, int]:
+    """{lower-cased name: user id} for the names among `names` that belong to an account."""
     if not names:
-        return set()
+        return {}
     rows = await conn.fetch(
-        "SELECT lower(username) AS name FROM users WHERE lower(username) = ANY($1::text[])",
+        "SELECT lower(username) AS name, id FROM users WHERE lower(username) = ANY($1::text[])",
         [name.lower() for name in names],
     )
-    return {row["name"] for row in rows}
+    return {row["name"]: row["id"] for row in rows}
+
+
+async def existing_usernames(conn: asyncpg.Connection, names: set[str]) -> set[str]:
+    """The lower-cased names among `names` that belong to an account."""
+    return set(await ids_by_username(conn, names))

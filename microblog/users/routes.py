@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response, redirect, request
+from quart_rate_limiter import rate_limit
 
+from microblog.timelines import public_cache
 from microblog.users import queries
 from microblog.users.forms import USERNAME, Credentials, PasswordChange, Profile
 from microblog.users.passwords import hash_password, needs_rehash, verify_password
 from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html
+from microblog.web.ratelimits import LOGIN_IP, LOGIN_USER, SIGNUP_IP
 from microblog.web.sessions import current_user, log_in, log_out, login_required, refresh_epoch
 
 blueprint = Blueprint("users", __name__)
@@ -18,6 +21,7 @@ LOGIN_FAILED = "Wrong username or password."
 
 
 @blueprint.route("/signup", methods=["GET", "POST"])
+@rate_limit(limits=[SIGNUP_IP])
 async def signup() -> Response:
     if request.method == "GET":
         return await html("signup.html", form=Credentials("", ""))
@@ -35,6 +39,7 @@ async def signup() -> Response:
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
+@rate_limit(limits=[LOGIN_IP, LOGIN_USER])
 async def login() -> Response:
     if request.method == "GET":
         next_path = local_path(request.args.get("next"))
@@ -77,6 +82,7 @@ async def settings() -> Response:
         return await html("settings.html", 422, profile=profile, change=PasswordChange("", ""))
     async with transaction() as conn:
         await queries.update_profile(conn, user.id, profile.display_name, profile.bio)
+    await public_cache.changed()  # the author's name shows on their posts
     return redirect("/settings?saved=profile", 303)
 
 

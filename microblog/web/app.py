@@ -7,16 +7,20 @@ from datetime import timedelta
 
 from quart import Quart
 
+from microblog.cache.store import Cache
 from microblog.config import Settings
 from microblog.db.pools import Pools
 from microblog.follows.routes import blueprint as follows_blueprint
+from microblog.notifications.routes import blueprint as notifications_blueprint
 from microblog.posts.routes import blueprint as posts_blueprint
 from microblog.timelines.routes import blueprint as timelines_blueprint
 from microblog.users.routes import blueprint as users_blueprint
 from microblog.web import assets, csrf, health, observability, security, sessions
 from microblog.web.converters import IdConverter, UsernameConverter
 from microblog.web.errors import register_error_handlers
+from microblog.web.forms import read_body_first
 from microblog.web.proxies import ProxyHeadersMiddleware
+from microblog.web.ratelimits import init_rate_limits
 from microblog.web.templating import init_templating
 
 # Larger bodies get 413 before any handler reads them. Forms here are small text.
@@ -51,6 +55,7 @@ def create_app(
         instance_name=instance_name,
         draining=draining or asyncio.Event(),
         static_files=assets.StaticFiles(assets.STATIC_DIR),
+        cache=Cache(pools.cache),
     )
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["username"] = UsernameConverter
@@ -58,6 +63,10 @@ def create_app(
 
     app.before_request(observability.start_request)
     app.before_request(sessions.load_current_user)
+    app.before_request(read_body_first)
+    init_rate_limits(
+        app, {rule.name: rule for rule in settings.rate_limits}
+    )  # after the user is known: post_user needs it
     app.before_request(csrf.protect)
     app.after_request(security.add_security_headers)
     app.after_request(observability.finish_request)
@@ -69,6 +78,7 @@ def create_app(
         users_blueprint,
         posts_blueprint,
         follows_blueprint,
+        notifications_blueprint,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from quart import Blueprint, Response, abort, current_app, send_file
+from quart_rate_limiter import rate_exempt
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -62,6 +63,7 @@ blueprint = Blueprint("static_files", __name__)
 
 
 @blueprint.route("/static/<path:filename>")
+@rate_exempt
 async def static_file(filename: str) -> Response:
     files: StaticFiles = current_app.extensions["static_files"]
     found = files.resolve(filename)

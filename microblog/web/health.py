@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from quart import Blueprint, Response, current_app
+from quart_rate_limiter import rate_exempt
 
 from microblog.web.db import pools
 
@@ -24,6 +25,7 @@ def _plain(text: str, status: int) -> Response:
 
 
 @blueprint.route("/up")
+@rate_exempt
 async def up() -> Response:
     instance = current_app.extensions["instance_name"]
     if current_app.extensions["draining"].is_set():

@@ -1,0 +1,102 @@
+"""`microblog jobs stats|failed|retry|discard`: the queue from the operator's shell."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from microblog.config import Settings
+from microblog.db.pools import open_pools
+from microblog.jobs import admin
+
+AddCommand = Callable[..., argparse.ArgumentParser]
+
+
+def _run(settings: Settings, action: Callable[[asyncpg.Connection], Awaitable[int]]) -> int:
+    async def run() -> int:
+        async with (
+            open_pools(settings, application_name="microblog jobs") as pools,
+            pools.queue.acquire() as conn,
+        ):
+            return await action(conn)
+
+    return asyncio.run(run())
+
+
+def _age(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    seconds = max((datetime.now(UTC) - moment).total_seconds(), 0)
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
+
+
+def _stats(settings: Settings, args: argparse.Namespace) -> int:
+    async def show(conn: asyncpg.Connection) -> int:
+        rows = await admin.stats(conn)
+        print(f"{'queue':<16} {'state':<10} {'count':>8}  oldest due")
+        for row in rows:
+            print(f"{row.queue:<16} {row.state:<10} {row.count:>8}  {_age(row.oldest_due)}")
+        if not rows:
+            print("(no jobs)")
+        return 0
+
+    return _run(settings, show)
+
+
+def _failed(settings: Settings, args: argparse.Namespace) -> int:
+    async def show(conn: asyncpg.Connection) -> int:
+        jobs = await admin.failed(conn, args.limit)
+        for job in jobs:
+            error = (job.last_error or "").splitlines()[0] if job.last_error else ""
+            print(f"{job.id}\t{job.queue}\t{job.kind}\tattempts={job.attempts}\t{error}")
+        if not jobs:
+            print("(no failed jobs)")
+        return 0
+
+    return _run(settings, show)
+
+
+def _retry(settings: Settings, args: argparse.Namespace) -> int:
+    if (args.id is None) == (not args.all):
+        print("microblog: give a job ID or --all", file=sys.stderr)
+        return 2
+
+    async def retry(conn: asyncpg.Connection) -> int:
+        retried = await admin.retry(conn, None if args.all else args.id)
+        print(f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}")
+        if args.id is not None and not retried:
+            print(f"microblog: job {args.id} is not a failed job", file=sys.stderr)
+            return 1
+        return 0
+
+    return _run(settings, retry)
+
+
+def _discard(settings: Settings, args: argparse.Namespace) -> int:
+    async def discard(conn: asyncpg.Connection) -> int:
+        if await admin.discard(conn, args.id):
+            print(f"discarded job {args.id}")
+            return 0
+        print(f"microblog: job {args.id} is not a failed or pending job", file=sys.stderr)
+        return 1
+
+    return _run(settings, discard)
+
+
+def add_jobs_commands(commands: Any, add_command: AddCommand) -> None:
+    jobs = add_command(commands, "jobs", None, "inspect and act on the job queue")
+    actions = jobs.add_subparsers(title="actions", metavar="ACTION", required=True)
+    add_command(actions, "stats", _stats, "jobs per queue and state, and the oldest due job")
+    failed = add_command(actions, "failed", _failed, "the most recent failed jobs")
+    failed.add_argument("--limit", type=int, default=50, help="how many to list (50)")
+    retry = add_command(actions, "retry", _retry, "run failed jobs again")
+    retry.add_argument("id", type=int, nargs="?", help="the failed job to retry")
+    retry.add_argument("--all", action="store_true", help="retry every failed job")
+    discard = add_command(actions, "discard", _discard, "give up on a failed or pending job")
+    discard.add_argument("id", type=int, help="the job to discard")

@@ -1,0 +1,110 @@
+"""The processes table: every web, worker and combined process registers and heartbeats.
+
+A process that stops heartbeating for HEARTBEAT_TIMEOUT (kill -9, a lost machine) is deleted
+by the prune job, and the jobs it held go back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+_OUTAGE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class ProcessRow:
+    id: uuid.UUID
+    role: str
+    name: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+async def _register(pool: asyncpg.Pool, process_id: uuid.UUID, role: str, name: str) -> None:
+    await pool.execute(
+        """
+        INSERT INTO infra.processes (id, role, name, hostname, pid) VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+        """,
+        process_id,
+        role,
+        name,
+        socket.gethostname(),
+        os.getpid(),
+    )
+
+
+async def _heartbeat(pool: asyncpg.Pool, process_id: uuid.UUID) -> bool:
+    """Refresh our row; False if it is gone (we were taken for dead)."""
+    found = await pool.fetchval(
+        "UPDATE infra.processes SET heartbeat_at = now() WHERE id = $1 RETURNING true", process_id
+    )
+    return bool(found)
+
+
+async def prune_dead(conn: asyncpg.Connection, timeout_seconds: float) -> int:
+    rows = await conn.fetch(
+        """
+        DELETE FROM infra.processes
+        WHERE heartbeat_at < now() - make_interval(secs => $1) RETURNING name
+        """,
+        timeout_seconds,
+    )
+    for row in rows:
+        log.warning("process stopped heartbeating; pruned", extra={"process": row["name"]})
+    return len(rows)
+
+
+async def alive(conn: asyncpg.Connection) -> list[ProcessRow]:
+    rows = await conn.fetch(
+        """
+        SELECT id, role, name, hostname, pid, started_at, heartbeat_at
+        FROM infra.processes ORDER BY role, name
+        """
+    )
+    return [ProcessRow(**dict(row)) for row in rows]
+
+
+async def _keep_alive(
+    pool: asyncpg.Pool, process_id: uuid.UUID, role: str, name: str, interval: float
+) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if not await _heartbeat(pool, process_id):
+                log.warning("this process was taken for dead; registering again")
+                await _register(pool, process_id, role, name)
+        except _OUTAGE as error:
+            log.warning("heartbeat failed", extra={"error": f"{type(error).__name__}: {error}"})
+
+
+@asynccontextmanager
+async def registered(
+    pool: asyncpg.Pool, *, role: str, name: str, interval: float
+) -> AsyncIterator[uuid.UUID]:
+    """Register this process, heartbeat every `interval`, and deregister on the way out."""
+    process_id = uuid.uuid4()
+    await _register(pool, process_id, role, name)
+    beating = asyncio.create_task(_keep_alive(pool, process_id, role, name, interval))
+    try:
+        yield process_id
+    finally:
+        beating.cancel()
+        try:
+            await pool.execute("DELETE FROM infra.processes WHERE id = $1", process_id)
+        except _OUTAGE as error:  # the prune job will remove the row once it goes stale
+            log.warning("could not deregister", extra={"error": f"{type(error).__name__}: {error}"})

@@ -1,0 +1,332 @@
+"""SQL for the job queue (infra.jobs). Every function takes the connection first: enqueue runs
+in the caller's transaction, so a job exists exactly when the write it follows from commits.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from microblog.jobs.registry import JobKind
+
+CHANNEL = "microblog_jobs"
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    queue: str
+    kind: str
+    args: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    id: int
+    queue: str
+    kind: str
+    args: dict[str, Any]
+    attempts: int
+    last_error: str | None
+    finished_at: datetime | None
+
+
+_ENQUEUE = f"""
+    WITH job AS (
+        INSERT INTO infra.jobs (queue, kind, args, priority, run_at, max_attempts, unique_key)
+        VALUES ($1, $2, $3::jsonb, $4, coalesce($5, now()), $6, $7)
+        ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('pending', 'running')
+        DO NOTHING
+        RETURNING id, queue, run_at
+    )
+    SELECT id, CASE WHEN run_at <= now() THEN pg_notify('{CHANNEL}', queue)::text END AS woke
+    FROM job
+"""
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    kind: JobKind,
+    args: dict[str, Any],
+    *,
+    queue: str | None = None,
+    priority: int = 0,
+    run_at: datetime | None = None,
+    unique_key: str | None = None,
+) -> int | None:
+    """The new job's id; None when a job with this unique_key is already pending or running.
+
+    Raises JobArgumentsError at once for arguments the job would not accept.
+    """
+    row = await conn.fetchrow(
+        _ENQUEUE,
+        queue or kind.queue,
+        kind.name,
+        kind.encode(args),
+        priority,
+        run_at,
+        kind.max_attempts,
+        unique_key,
+    )
+    return row["id"] if row else None
+
+
+async def enqueue_many(
+    conn: asyncpg.Connection,
+    kind: JobKind,
+    many_args: list[dict[str, Any]],
+    *,
+    queue: str | None = None,
+    priority: int = 0,
+    run_at: datetime | None = None,
+) -> list[int]:
+    """Enqueue one job per arguments dict in a single round trip; return their ids in order."""
+    if not many_args:
+        return []
+    queue = queue or kind.queue
+    rows = await conn.fetch(
+        f"""
+        WITH jobs AS (
+            INSERT INTO infra.jobs (queue, kind, args, priority, run_at, max_attempts)
+            SELECT $1, $2, a.args::jsonb, $4, coalesce($5, now()), $6
+            FROM unnest($3::text[]) WITH ORDINALITY AS a (args, n)
+            ORDER BY a.n
+            RETURNING id
+        ), wake AS (
+            SELECT pg_notify('{CHANNEL}', $1) WHERE coalesce($5, now()) <= now()
+        )
+        SELECT id FROM jobs, (SELECT count(*) FROM wake) AS woke ORDER BY id
+        """,
+        queue,
+        kind.name,
+        [kind.encode(args) for args in many_args],
+        priority,
+        run_at,
+        kind.max_attempts,
+    )
+    return [row["id"] for row in rows]
+
+
+def _claimed(rows: list[asyncpg.Record]) -> list[ClaimedJob]:
+    ordered = sorted(rows, key=lambda r: (-r["priority"], r["run_at"], r["id"]))
+    return [
+        ClaimedJob(
+            id=r["id"],
+            queue=r["queue"],
+            kind=r["kind"],
+            args=json.loads(r["args"]),
+            attempts=r["attempts"],
+            max_attempts=r["max_attempts"],
+        )
+        for r in ordered
+    ]
+
+
+_CLAIMED_COLUMNS = (
+    "j.id, j.queue, j.kind, j.args::text, j.priority, j.run_at, j.attempts, j.max_attempts"
+)
+
+
+async def finish_and_claim(
+    conn: asyncpg.Connection,
+    process_id: UUID,
+    finished: list[int],
+    limit: int,
+    queues: tuple[str, ...],
+    skip_kinds: list[str],
+) -> list[ClaimedJob]:
+    """Mark `finished` done and claim up to `limit` due jobs, in one statement.
+
+    Jobs are taken highest priority first, then by due time; SKIP LOCKED lets any number of
+    workers claim at once without waiting for each other.
+    """
+    rows = await conn.fetch(
+        f"""
+        WITH finished AS (
+            UPDATE infra.jobs SET state = 'finished', finished_at = now(), locked_by = NULL
+            WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND state = 'running'
+        ), next AS (
+            SELECT id FROM infra.jobs
+            WHERE state = 'pending' AND run_at <= now()
+              AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]))
+              AND kind <> ALL($4::text[])
+            ORDER BY priority DESC, run_at, id
+            LIMIT $5
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE infra.jobs j
+        SET state = 'running', locked_by = $2, attempts = j.attempts + 1, started_at = now()
+        FROM next WHERE j.id = next.id
+        RETURNING {_CLAIMED_COLUMNS}
+        """,
+        finished,
+        process_id,
+        list(queues),
+        skip_kinds,
+        limit,
+    )
+    return _claimed(rows)
+
+
+async def claim_limited(
+    conn: asyncpg.Connection,
+    process_id: UUID,
+    kind: str,
+    concurrency: int,
+    limit: int,
+    queues: tuple[str, ...],
+) -> list[ClaimedJob]:
+    """Claim jobs of a kind that may only run `concurrency` at a time across all workers.
+
+    A transaction-scoped advisory lock per kind makes "count the running ones, then claim the
+    rest" atomic across workers.
+    """
+    due = await conn.fetchval(
+        """
+        SELECT EXISTS (
+            SELECT 1 FROM infra.jobs
+            WHERE state = 'pending' AND kind = $1 AND run_at <= now()
+              AND (cardinality($2::text[]) = 0 OR queue = ANY($2::text[]))
+        )
+        """,
+        kind,
+        list(queues),
+    )
+    if not due:
+        return []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('microblog.job.' || $1))", kind)
+        running = await conn.fetchval(
+            "SELECT count(*) FROM infra.jobs WHERE state = 'running' AND kind = $1", kind
+        )
+        free = min(concurrency - running, limit)
+        if free <= 0:
+            return []
+        rows = await conn.fetch(
+            f"""
+            WITH next AS (
+                SELECT id FROM infra.jobs
+                WHERE state = 'pending' AND kind = $2 AND run_at <= now()
+                  AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]))
+                ORDER BY priority DESC, run_at, id
+                LIMIT $4
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE infra.jobs j
+            SET state = 'running', locked_by = $1, attempts = j.attempts + 1, started_at = now()
+            FROM next WHERE j.id = next.id
+            RETURNING {_CLAIMED_COLUMNS}
+            """,
+            process_id,
+            kind,
+            list(queues),
+            free,
+        )
+    return _claimed(rows)
+
+
+async def retry_later(
+    conn: asyncpg.Connection, job_id: int, process_id: UUID, error: str, run_at: datetime
+) -> None:
+    await conn.execute(
+        """
+        UPDATE infra.jobs SET state = 'pending', run_at = $4, locked_by = NULL, last_error = $3
+        WHERE id = $1 AND locked_by = $2 AND state = 'running'
+        """,
+        job_id,
+        process_id,
+        error,
+        run_at,
+    )
+
+
+async def mark_failed(conn: asyncpg.Connection, job_id: int, process_id: UUID, error: str) -> None:
+    await conn.execute(
+        """
+        UPDATE infra.jobs SET state = 'failed', finished_at = now(), locked_by = NULL,
+            last_error = $3
+        WHERE id = $1 AND locked_by = $2 AND state = 'running'
+        """,
+        job_id,
+        process_id,
+        error,
+    )
+
+
+async def hand_back(conn: asyncpg.Connection, process_id: UUID, job_ids: list[int]) -> int:
+    """Return claimed jobs to the queue untouched: the attempt this worker made does not count."""
+    return await conn.fetchval(
+        f"""
+        WITH back AS (
+            UPDATE infra.jobs SET state = 'pending', locked_by = NULL, run_at = now(),
+                attempts = greatest(attempts - 1, 0)
+            WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND state = 'running'
+            RETURNING queue
+        ), wake AS (
+            SELECT pg_notify('{CHANNEL}', queue) FROM (SELECT DISTINCT queue FROM back) AS q
+        )
+        SELECT count(*) FROM back, (SELECT count(*) FROM wake) AS woke
+        """,
+        job_ids,
+        process_id,
+    )
+
+
+async def release_orphans(conn: asyncpg.Connection) -> int:
+    """Jobs held by a process that is no longer registered go back to the queue.
+
+    The interrupted attempt counts, so a job that keeps killing its worker ends up failed.
+    """
+    rows = await conn.fetch(
+        f"""
+        WITH released AS (
+            UPDATE infra.jobs j SET
+                state = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
+                finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+                locked_by = NULL, run_at = now(),
+                last_error = 'the process running it stopped without finishing it'
+            WHERE j.state = 'running'
+              AND NOT EXISTS (SELECT 1 FROM infra.processes p WHERE p.id = j.locked_by)
+            RETURNING j.queue
+        ), wake AS (
+            SELECT pg_notify('{CHANNEL}', queue) FROM (SELECT DISTINCT queue FROM released) AS q
+        )
+        SELECT count(*) AS released FROM released, (SELECT count(*) FROM wake) AS woke
+        """
+    )
+    return rows[0]["released"] if rows else 0
+
+
+async def prune_finished(conn: asyncpg.Connection, older_than_seconds: float) -> int:
+    """Delete finished and discarded jobs older than the retention, in bounded batches."""
+    total = 0
+    while True:
+        deleted = await conn.fetchval(
+            """
+            WITH old AS (
+                SELECT id FROM infra.jobs
+                WHERE state IN ('finished', 'discarded')
+                  AND finished_at < now() - make_interval(secs => $1)
+                LIMIT 5000
+            ), gone AS (
+                DELETE FROM infra.jobs WHERE id IN (SELECT id FROM old) RETURNING 1
+            )
+            SELECT count(*) FROM gone
+            """,
+            older_than_seconds,
+        )
+        total += deleted
+        if deleted < 5000:
+            break
+    await conn.execute(
+        "DELETE FROM infra.recurring_runs WHERE slot < now() - make_interval(secs => $1)",
+        older_than_seconds,
+    )
+    return total

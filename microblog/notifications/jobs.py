@@ -1,0 +1,42 @@
+"""Jobs that turn writes into notifications. Each re-reads the current state, so a job that
+runs late (the like taken back, the post deleted) or twice does the right thing."""
+
+from __future__ import annotations
+
+from microblog.follows.queries import is_following
+from microblog.jobs.registry import JobContext, job
+from microblog.notifications import queries
+from microblog.posts.queries import has_liked, post_author, post_facts
+from microblog.posts.render import mentions
+from microblog.users.queries import ids_by_username
+
+
+@job("notifications.post_created", max_attempts=8)
+async def post_created(ctx: JobContext, *, post_id: int) -> None:
+    """Tell the author of the post replied to, and everyone mentioned."""
+    async with ctx.pools.primary.acquire() as conn, conn.transaction():
+        post = await post_facts(conn, post_id)
+        if post is None:
+            return  # deleted before the job ran
+        recipients = []
+        if post.parent_author_id is not None:
+            recipients.append((post.parent_author_id, "reply"))
+        mentioned = await ids_by_username(conn, mentions(post.body))
+        recipients += [(user_id, "mention") for user_id in mentioned.values()]
+        await queries.add(conn, post.author_id, post_id, recipients)
+
+
+@job("notifications.post_liked", max_attempts=8)
+async def post_liked(ctx: JobContext, *, post_id: int, user_id: int) -> None:
+    async with ctx.pools.primary.acquire() as conn, conn.transaction():
+        author_id = await post_author(conn, post_id)
+        if author_id is None or not await has_liked(conn, user_id, post_id):
+            return
+        await queries.add(conn, user_id, post_id, [(author_id, "like")])
+
+
+@job("notifications.followed", max_attempts=8)
+async def followed(ctx: JobContext, *, follower_id: int, followee_id: int) -> None:
+    async with ctx.pools.primary.acquire() as conn, conn.transaction():
+        if await is_following(conn, follower_id, followee_id):
+            await queries.add(conn, follower_id, None, [(followee_id, "follow")])

@@ -1,0 +1,115 @@
+"""SQL for notifications and the unread count kept on users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from microblog.db.keyset import below
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: int
+    kind: str
+    actor_username: str
+    actor_display_name: str
+    post_id: int | None
+    post_body: str | None
+    created_at: datetime
+    read: bool
+
+    @property
+    def actor_name(self) -> str:
+        return self.actor_display_name or self.actor_username
+
+
+async def add(
+    conn: asyncpg.Connection,
+    actor_id: int,
+    post_id: int | None,
+    recipients: list[tuple[int, str]],
+) -> int:
+    """Add (recipient, kind) notifications from actor about post; return how many were new.
+
+    Never to the actor themself; an existing identical notification is left alone.
+    """
+    if not recipients:
+        return 0
+    return await conn.fetchval(
+        """
+        WITH new AS (
+            INSERT INTO notifications (recipient_id, actor_id, kind, post_id)
+            SELECT DISTINCT r.recipient_id, $1::bigint, r.kind, $2::bigint
+            FROM unnest($3::bigint[], $4::text[]) AS r (recipient_id, kind)
+            WHERE r.recipient_id <> $1::bigint
+            ON CONFLICT DO NOTHING
+            RETURNING recipient_id
+        ), counted AS (
+            UPDATE users SET unread_notifications = unread_notifications + n.added
+            FROM (SELECT recipient_id, count(*) AS added FROM new GROUP BY recipient_id) AS n
+            WHERE users.id = n.recipient_id
+            RETURNING n.added
+        )
+        SELECT coalesce(sum(added), 0)::int FROM counted
+        """,
+        actor_id,
+        post_id,
+        [recipient for recipient, _ in recipients],
+        [kind for _, kind in recipients],
+    )
+
+
+async def page(
+    conn: asyncpg.Connection, recipient_id: int, before: int | None, limit: int
+) -> list[Notification]:
+    rows = await conn.fetch(
+        """
+        SELECT n.id, n.kind, a.username AS actor_username, a.display_name AS actor_display_name,
+               n.post_id, p.body AS post_body, n.created_at, n.read_at IS NOT NULL AS read
+        FROM notifications n
+        JOIN users a ON a.id = n.actor_id
+        LEFT JOIN posts p ON p.id = n.post_id
+        WHERE n.recipient_id = $1 AND n.id < $2
+        ORDER BY n.id DESC LIMIT $3
+        """,
+        recipient_id,
+        below(before),
+        limit,
+    )
+    return [Notification(**dict(row)) for row in rows]
+
+
+async def mark_read(conn: asyncpg.Connection, recipient_id: int, up_to: int) -> None:
+    """Mark read what the recipient has been shown (ids up to `up_to`), and recount."""
+    await conn.execute(
+        """
+        WITH seen AS (
+            UPDATE notifications SET read_at = now()
+            WHERE recipient_id = $1 AND read_at IS NULL AND id <= $2
+            RETURNING 1
+        )
+        UPDATE users
+        SET unread_notifications = greatest(unread_notifications - (SELECT count(*) FROM seen), 0)
+        WHERE id = $1
+        """,
+        recipient_id,
+        up_to,
+    )
+
+
+async def forget_post(conn: asyncpg.Connection, post_id: int) -> None:
+    """Before a post is deleted: its unread notifications stop counting as unread."""
+    await conn.execute(
+        """
+        UPDATE users SET unread_notifications = greatest(unread_notifications - gone.unread, 0)
+        FROM (
+            SELECT recipient_id, count(*) AS unread FROM notifications
+            WHERE post_id = $1 AND read_at IS NULL GROUP BY recipient_id
+        ) AS gone
+        WHERE users.id = gone.recipient_id
+        """,
+        post_id,
+    )

@@ -1,0 +1,1 @@
+"""Rate limits shared by every instance: GCRA counters in PostgreSQL, one statement per check."""

@@ -1,0 +1,78 @@
+"""GCRA in one SQL statement, so instances racing on one key never admit too many.
+
+Each key stores its theoretical arrival time (tat). A request is admitted when
+max(tat, now) + inverse - now <= period, and then tat becomes max(tat, now) + inverse. The
+INSERT ... ON CONFLICT DO UPDATE ... WHERE holds the row lock while it decides, so concurrent
+checks of one key run one after another; keys are taken in sorted order, so requests that
+check several keys cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class Check:
+    key: str
+    inverse: float  # seconds per request
+    period: float  # seconds
+
+
+@dataclass(frozen=True)
+class Verdict:
+    key: str
+    admitted: bool
+    tat: datetime
+    now: datetime
+
+    def retry_after(self, check: Check) -> float:
+        """Seconds until this key admits another request."""
+        wait = (self.tat - self.now).total_seconds() - (check.period - check.inverse)
+        return max(wait, 0.0)
+
+    def remaining(self, check: Check) -> int:
+        """Requests still admitted right now."""
+        used = max((self.tat - self.now).total_seconds(), 0.0)
+        return max(int((check.period - used) / check.inverse), 0)
+
+
+async def admit(conn: asyncpg.Connection, checks: list[Check]) -> list[Verdict]:
+    """Admit or refuse each check atomically; a refused check changes nothing."""
+    checks = sorted(checks, key=lambda c: c.key)
+    rows = await conn.fetch(
+        """
+        INSERT INTO infra.rate_limits AS r (key, tat, period)
+        SELECT c.key, now() + make_interval(secs => c.inverse), make_interval(secs => c.period)
+        FROM unnest($1::text[], $2::float8[], $3::float8[]) AS c (key, inverse, period)
+        ORDER BY c.key
+        ON CONFLICT (key) DO UPDATE
+            SET tat = greatest(r.tat, now()) + (excluded.tat - now()), period = excluded.period
+            WHERE greatest(r.tat, now()) + (excluded.tat - now()) - now() <= excluded.period
+        RETURNING r.key, r.tat, now() AS now
+        """,
+        [c.key for c in checks],
+        [c.inverse for c in checks],
+        [c.period for c in checks],
+    )
+    admitted = {row["key"]: Verdict(row["key"], True, row["tat"], row["now"]) for row in rows}
+    refused = [c.key for c in checks if c.key not in admitted]
+    if refused:
+        rows = await conn.fetch(
+            "SELECT key, tat, now() AS now FROM infra.rate_limits WHERE key = ANY($1::text[])",
+            refused,
+        )
+        for row in rows:
+            admitted[row["key"]] = Verdict(row["key"], False, row["tat"], row["now"])
+    return [admitted[c.key] for c in checks if c.key in admitted]
+
+
+async def prune(conn: asyncpg.Connection) -> int:
+    """Keys whose tat has passed hold no information: delete them."""
+    return await conn.fetchval(
+        "WITH gone AS (DELETE FROM infra.rate_limits WHERE tat < now() RETURNING 1) "
+        "SELECT count(*) FROM gone"
+    )

@@ -1,0 +1,58 @@
+"""The public timeline's first page for anonymous visitors, rendered once for everyone.
+
+Every anonymous visitor of / and /public sees the same first page, so its HTML is cached.
+Writers that change what it shows (a post written or deleted, a like, a renamed author) bump
+one version counter after their commit; the cached page is only used while that counter is
+unchanged, so the next request to any instance sees the write. The TTL only bounds the
+staleness of relative times, and of the page if a bump was lost to a cache outage.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+from markupsafe import Markup
+from quart import current_app, render_template
+
+from microblog.cache.store import Cache
+
+PAGE_KEY = "public-timeline:first-page"
+VERSION_KEY = "version:public-timeline"
+TTL = 30.0
+
+log = logging.getLogger(__name__)
+
+
+def _cache() -> Cache | None:
+    if not current_app.extensions["settings"].cache_enabled:
+        return None
+    return current_app.extensions["cache"]
+
+
+async def first_page(compute_page) -> dict[str, Any] | None:
+    """{"timeline_html", "empty"} from the cache or freshly rendered; None with the cache off."""
+    cache = _cache()
+    if cache is None:
+        return None
+
+    async def render() -> dict[str, Any]:
+        page = await compute_page()
+        html = await render_template("_timeline.html", **page)
+        return {"timeline_html": html, "empty": page["empty"]}
+
+    cached = await cache.fetch(PAGE_KEY, TTL, render, version_key=VERSION_KEY)
+    # The HTML was rendered, escaped, by our own template; the cache only stored it.
+    return {**cached, "timeline_html": Markup(cached["timeline_html"])}  # noqa: S704
+
+
+async def changed() -> None:
+    """Call after committing a write that the public timeline shows."""
+    cache = _cache()
+    if cache is None:
+        return
+    try:
+        await cache.increment(VERSION_KEY)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        log.warning("public timeline version not bumped", extra={"error": type(error).__name__})

@@ -1,0 +1,100 @@
+"""Helpers for queue tests: recording job kinds, in-process workers, and waiting on the database.
+
+The workers here are the real Worker, listener and heartbeat, on real connections to a real
+PostgreSQL; only their number and their job kinds are chosen by the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from microblog.db.pools import Pools
+from microblog.jobs import processes
+from microblog.jobs.listener import listen
+from microblog.jobs.registry import JobContext, JobRegistry, job
+from microblog.jobs.worker import Worker, WorkerOptions
+
+
+@job("test.record", max_attempts=3, retry_base=0.05)
+async def record(ctx: JobContext, *, key: str, fail_times: int = 0, sleep: float = 0.0) -> None:
+    """Write one row per execution; sleep; fail the first `fail_times` attempts."""
+    async with ctx.pools.primary.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO test_runs (key, attempt, started) VALUES ($1, $2, clock_timestamp())",
+            key,
+            ctx.attempt,
+        )
+    if sleep:
+        await asyncio.sleep(sleep)
+    async with ctx.pools.primary.acquire() as conn:
+        await conn.execute(
+            "UPDATE test_runs SET ended = clock_timestamp() WHERE key = $1 AND attempt = $2",
+            key,
+            ctx.attempt,
+        )
+    if ctx.attempt <= fail_times:
+        raise RuntimeError(f"planned failure {ctx.attempt} of {key}")
+
+
+@job("test.exclusive", concurrency=1)
+async def exclusive(ctx: JobContext, *, key: str, sleep: float) -> None:
+    await record.function(ctx, key=key, sleep=sleep)
+
+
+REGISTRY = JobRegistry([record, exclusive])
+
+
+@pytest.fixture
+async def runs(db):
+    await db.execute(
+        """
+        CREATE TABLE test_runs (
+            key text NOT NULL, attempt int NOT NULL,
+            started timestamptz NOT NULL, ended timestamptz
+        )
+        """
+    )
+    return db
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """Poll a condition until it holds; fail the test if it does not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def running_worker(
+    pools: Pools,
+    *,
+    registry: JobRegistry = REGISTRY,
+    listen_for_jobs: bool = True,
+    **options,
+) -> AsyncIterator[asyncio.Event]:
+    """A registered worker (with its listener) running until the block ends; yields its stop."""
+    stop = asyncio.Event()
+    async with processes.registered(
+        pools.queue, role="worker", name="test-worker", interval=60
+    ) as process_id:
+        worker = Worker(pools, registry, process_id, WorkerOptions(**options))
+        tasks = [asyncio.create_task(worker.run(stop))]
+        if listen_for_jobs:
+            tasks.append(asyncio.create_task(listen(pools.queue_url, worker.wake, stop)))
+        try:
+            yield stop
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+
+
+async def job_states(db) -> dict[str, int]:
+    rows = await db.fetch("SELECT state, count(*) FROM infra.jobs GROUP BY state")
+    return {row["state"]: row["count"] for row in rows}
