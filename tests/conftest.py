@@ -13,8 +13,9 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,3 +217,12 @@ def browser(client: QuartClient) -> Browser:
 def make_browser(app: Quart) -> Iterator:
     """More browsers (separate cookie jars) on the same app."""
     return lambda: Browser(app.test_client())
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Poll a condition until it holds; fail the test if it does not within `within` seconds."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(0.02)

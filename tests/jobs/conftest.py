@@ -7,8 +7,7 @@ PostgreSQL; only their number and their job kinds are chosen by the test.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -60,15 +59,6 @@ async def runs(db):
         """
     )
     return db
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Poll a condition until it holds; fail the test if it does not within `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager

@@ -12,7 +12,8 @@ from microblog.jobs import admin
 from microblog.jobs.queue import enqueue, enqueue_many
 from microblog.jobs.registry import JobArgumentsError
 from microblog.jobs.worker import retry_delay
-from tests.jobs.conftest import exclusive, job_states, record, running_worker, wait_until
+from tests.conftest import wait_until
+from tests.jobs.conftest import exclusive, job_states, record, running_worker
 
 
 async def _finished(db, count: int) -> bool:
@@ -23,10 +24,13 @@ async def test_a_rolled_back_transaction_leaves_no_job(db):
     class Abort(Exception):
         pass
 
-    with pytest.raises(Abort):
+    async def enqueue_then_fail() -> None:
         async with db.transaction():
             await enqueue(db, record, {"key": "rolled back"})
             raise Abort
+
+    with pytest.raises(Abort):
+        await enqueue_then_fail()
     assert await job_states(db) == {}
     async with db.transaction():
         await enqueue(db, record, {"key": "committed"})
@@ -173,7 +177,9 @@ async def test_a_job_still_running_at_the_shutdown_timeout_goes_back_untouched(p
     async with running_worker(pools, shutdown_timeout=0.2) as stop:
         await wait_until(lambda: _has_started(runs, "endless"))
         stop.set()
-    job = await runs.fetchrow("SELECT state, attempts, locked_by FROM infra.jobs WHERE id = $1", job_id)
+    job = await runs.fetchrow(
+        "SELECT state, attempts, locked_by FROM infra.jobs WHERE id = $1", job_id
+    )
     assert dict(job) == {"state": "pending", "attempts": 0, "locked_by": None}
 
 
@@ -186,13 +192,13 @@ async def test_notifications_wake_an_idle_worker_at_once(pools, runs):
         await wait_until(lambda: _listening(runs))  # idle: the only way to wake it is a NOTIFY
         async with runs.transaction():
             await enqueue(runs, record, {"key": "ping"})
-        await wait_until(lambda: _finished(runs, 1), timeout=5)
+        await wait_until(lambda: _finished(runs, 1), within=5)
 
 
 async def test_polling_keeps_jobs_flowing_without_notifications(pools, runs):
     async with running_worker(pools, listen_for_jobs=False, poll_interval=0.1):
         await enqueue(runs, record, {"key": "unannounced"})
-        await wait_until(lambda: _finished(runs, 1), timeout=5)
+        await wait_until(lambda: _finished(runs, 1), within=5)
 
 
 async def test_a_dropped_listener_reconnects_by_itself(pools, runs, server_url):
@@ -212,7 +218,7 @@ async def test_a_dropped_listener_reconnects_by_itself(pools, runs, server_url):
         assert terminated == 1
         await wait_until(lambda: _listening(runs))  # a new LISTEN connection is up
         await enqueue(runs, record, {"key": "after the drop"})
-        await wait_until(lambda: _finished(runs, 1), timeout=5)
+        await wait_until(lambda: _finished(runs, 1), within=5)
 
 
 async def _listening(db) -> bool:

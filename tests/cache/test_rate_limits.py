@@ -1,0 +1,174 @@
+"""Rate limits: the atomic GCRA statement, and what a limited visitor sees."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from microblog.ratelimit.rules import parse_rules
+from microblog.ratelimit.store import Check, admit, prune
+from microblog.web.app import create_app
+from tests.conftest import Browser, make_user
+
+TEN_PER_MINUTE = Check("login_ip:198.51.100.1", inverse=6.0, period=60.0)
+
+
+async def test_a_burst_gets_exactly_the_limit(db):
+    verdicts = [(await admit(db, [TEN_PER_MINUTE]))[0] for _ in range(12)]
+    assert [v.admitted for v in verdicts] == [True] * 10 + [False] * 2
+    assert verdicts[-1].retry_after(TEN_PER_MINUTE) == pytest.approx(6.0, abs=0.5)
+    assert verdicts[0].remaining(TEN_PER_MINUTE) == 9
+
+
+async def test_concurrent_checks_on_many_connections_never_admit_too_many(pools):
+    async def attempt() -> bool:
+        async with pools.cache.acquire() as conn:
+            [verdict] = await admit(conn, [TEN_PER_MINUTE])
+            return verdict.admitted
+
+    results = await asyncio.gather(*(attempt() for _ in range(60)))
+    assert sum(results) == 10
+
+
+async def test_a_refused_check_changes_nothing_and_keys_are_independent(db):
+    other = Check("login_user:mallory", inverse=12.0, period=60.0)
+    for _ in range(10):
+        await admit(db, [TEN_PER_MINUTE])
+    before = await db.fetchval("SELECT tat FROM infra.rate_limits WHERE key = $1", other.key)
+    verdicts = await admit(db, [TEN_PER_MINUTE, other])
+    assert [(v.key, v.admitted) for v in verdicts] == [
+        (TEN_PER_MINUTE.key, False),
+        (other.key, True),
+    ]
+    assert before is None
+    tat = await db.fetchval("SELECT tat FROM infra.rate_limits WHERE key = $1", TEN_PER_MINUTE.key)
+    await admit(db, [TEN_PER_MINUTE])
+    assert (
+        await db.fetchval("SELECT tat FROM infra.rate_limits WHERE key = $1", TEN_PER_MINUTE.key)
+        == tat
+    )
+
+
+async def test_pruning_deletes_only_keys_that_no_longer_limit(db):
+    await admit(db, [TEN_PER_MINUTE])
+    await db.execute("INSERT INTO infra.rate_limits VALUES ('old', now() - interval '1 s', '1 m')")
+    assert await prune(db) == 1
+    assert await db.fetchval("SELECT count(*) FROM infra.rate_limits") == 1
+
+
+@pytest.fixture
+async def strict_app(settings, pools):
+    """The app with tight limits: 2 log-ins a minute per address, 2 sign-ups, 3 posts."""
+    rules = parse_rules(
+        "login_ip=2/1m,login_user=3/1m,signup_ip=2/1m,post_user=3/1m,global_ip=50/1m"
+    )
+    app = create_app(
+        type(settings)(**{**settings.__dict__, "rate_limits": tuple(rules.values())}),
+        pools,
+        instance_name="strict",
+    )
+    async with app.test_app():
+        yield app
+
+
+def _from(address: str, **headers: str) -> dict:
+    return {"scope_base": {"client": (address, 40000)}, "headers": headers}
+
+
+async def test_a_limited_login_gets_429_with_headers_and_a_friendly_page(strict_app, db):
+    await make_user(db, "victim")
+    browser = Browser(strict_app.test_client())
+    token = await browser.csrf_token()
+    form = {"username": "victim", "password": "wrong password", "csrf_token": token}
+    answers = [await browser.client.post("/login", form=form) for _ in range(3)]
+    assert [a.status_code for a in answers] == [422, 422, 429]
+    limited = answers[-1]
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["RateLimit-Limit"] == "2"
+    assert limited.headers["RateLimit-Remaining"] == "0"
+    page = await limited.get_data(as_text=True)
+    assert "Slow down" in page
+    assert "<html" in page
+    htmx = await browser.client.post("/login", form=form, headers={"HX-Request": "true"})
+    assert htmx.status_code == 429
+    assert "<html" not in await htmx.get_data(as_text=True)
+    assert htmx.headers["HX-Retarget"] == "#messages"
+
+
+async def test_a_limited_signup_writes_nothing(strict_app, db):
+    browser = Browser(strict_app.test_client())
+    codes = []
+    for n in range(3):
+        response = await browser.post("/signup", {"username": f"new{n}", "password": "long enough"})
+        codes.append(response.status_code)
+    assert codes == [303, 303, 429]
+    assert await db.fetchval("SELECT count(*) FROM users") == 2
+
+
+async def test_forwarded_for_from_an_untrusted_peer_does_not_change_identity(strict_app, db):
+    client = strict_app.test_client()
+    token = await Browser(client).csrf_token()
+    form = {"username": "nobody", "password": "whatever1", "csrf_token": token}
+    codes = []
+    for n in range(3):
+        spoofed = _from("203.0.113.5", **{"X-Forwarded-For": f"10.9.8.{n}"})
+        codes.append((await client.post("/login", form=form, **spoofed)).status_code)
+    assert codes == [422, 422, 429]
+
+
+async def test_a_trusted_proxy_forwards_the_client_address(strict_app, db):
+    client = strict_app.test_client()
+    token = await Browser(client).csrf_token()
+    codes = []
+    for n in range(3):
+        form = {"username": f"someone{n}", "password": "whatever1", "csrf_token": token}
+        via_proxy = _from("127.0.0.1", **{"X-Forwarded-For": f"198.51.100.{n}"})
+        codes.append((await client.post("/login", form=form, **via_proxy)).status_code)
+    assert codes == [422, 422, 422]  # three different clients behind one proxy
+
+
+async def test_ipv6_clients_share_a_limit_per_64(strict_app, db):
+    client = strict_app.test_client()
+    token = await Browser(client).csrf_token()
+    codes = []
+    for n in range(3):
+        form = {"username": f"v6user{n}", "password": "whatever1", "csrf_token": token}
+        codes.append(
+            (await client.post("/login", form=form, **_from(f"2001:db8:1:2::{n + 1}"))).status_code
+        )
+    assert codes == [422, 422, 429]
+
+
+async def test_posting_is_limited_per_user(strict_app, db):
+    await make_user(db, "chatty")
+    browser = Browser(strict_app.test_client())
+    await browser.login("chatty")
+    codes = [(await browser.post("/posts", {"body": f"post {n}"})).status_code for n in range(4)]
+    assert codes == [303, 303, 303, 429]
+    assert await db.fetchval("SELECT count(*) FROM posts") == 3
+
+
+async def test_health_checks_and_static_files_are_never_limited(strict_app):
+    client = strict_app.test_client()
+    for _ in range(60):
+        assert (await client.get("/up")).status_code == 200
+    assert "RateLimit-Limit" not in (await client.get("/up")).headers
+
+
+async def test_everything_else_shares_the_global_limit(strict_app):
+    client = strict_app.test_client()
+    codes = [(await client.get("/public")).status_code for _ in range(51)]
+    assert codes == [200] * 50 + [429]
+
+
+async def test_rate_limits_off_disables_every_limit(settings, pools):
+    app = create_app(
+        type(settings)(**{**settings.__dict__, "rate_limits": ()}), pools, instance_name="off"
+    )
+    async with app.test_app():
+        client = app.test_client()
+        for _ in range(20):
+            response = await client.get("/public")
+            assert response.status_code == 200
+            assert "RateLimit-Limit" not in response.headers

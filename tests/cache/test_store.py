@@ -1,0 +1,141 @@
+"""The shared cache's API against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from microblog.cache.store import Cache, key_hash
+from microblog.cache.upkeep import trim
+from tests.conftest import wait_until
+
+
+@pytest.fixture
+def cache(pools) -> Cache:
+    return Cache(pools.cache)
+
+
+async def test_set_get_delete_and_get_many(cache):
+    await cache.set("a", {"n": 1}, ttl=60)
+    await cache.set("b", [1, "two"], ttl=60)
+    assert await cache.get("a") == {"n": 1}
+    assert await cache.get_many(["a", "b", "missing"]) == {"a": {"n": 1}, "b": [1, "two"]}
+    await cache.delete("a")
+    assert await cache.get("a") is None
+    assert cache.stats.hits == 3
+    assert cache.stats.misses == 2
+
+
+async def test_an_expired_entry_is_never_returned(cache, db):
+    await cache.set("gone", "value", ttl=0)
+    assert await cache.get("gone") is None
+    await cache.set("soon", "value", ttl=0.3)
+    assert await cache.get("soon") == "value"
+    await wait_until(lambda: _absent(cache, "soon"), within=5)
+    assert await db.fetchval("SELECT count(*) FROM infra.cache_entries WHERE key = 'soon'") == 1
+
+
+async def _absent(cache: Cache, key: str) -> bool:
+    return await cache.get(key) is None
+
+
+async def test_a_hash_collision_never_returns_another_keys_value(cache, db):
+    await db.execute(
+        """
+        INSERT INTO infra.cache_entries (key_hash, key, value, byte_size, expires_at)
+        VALUES ($1, 'some other key', '"theirs"', 10, now() + interval '1 hour')
+        """,
+        key_hash("mine"),
+    )
+    assert await cache.get("mine") is None
+    await cache.set("mine", "ours", ttl=60)  # the colliding entry is evicted, not merged
+    assert await cache.get("mine") == "ours"
+
+
+async def test_increment_is_atomic_under_concurrency(cache):
+    results = await asyncio.gather(*(cache.increment("counter") for _ in range(40)))
+    assert sorted(results) == list(range(1, 41))
+    assert await cache.get("counter") == 40
+
+
+async def test_increment_restarts_an_expired_or_non_numeric_entry(cache):
+    await cache.set("counter", 10, ttl=0)
+    assert await cache.increment("counter", by=5) == 5
+    await cache.set("counter", "text", ttl=60)
+    assert await cache.increment("counter") == 1
+
+
+async def test_fetch_computes_once_for_concurrent_callers(cache):
+    calls = 0
+    release = asyncio.Event()
+
+    async def compute():
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return {"expensive": True}
+
+    waiting = [asyncio.create_task(cache.fetch("shared", 60, compute)) for _ in range(10)]
+    await wait_until(lambda: _started(lambda: calls))
+    release.set()
+    assert await asyncio.gather(*waiting) == [{"expensive": True}] * 10
+    assert calls == 1
+    assert await cache.fetch("shared", 60, compute) == {"expensive": True}
+    assert calls == 1
+
+
+async def _started(count) -> bool:
+    await asyncio.sleep(0)
+    return count() > 0
+
+
+async def test_a_failed_computation_reaches_every_waiter_and_is_not_cached(cache):
+    async def broken():
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        await cache.fetch("broken", 60, broken)
+    assert await cache.get("broken") is None
+
+
+async def test_a_version_bump_invalidates_versioned_entries(cache):
+    computed = []
+
+    async def compute():
+        computed.append(len(computed))
+        return f"render {len(computed)}"
+
+    assert await cache.fetch("page", 60, compute, version_key="version:page") == "render 1"
+    assert await cache.fetch("page", 60, compute, version_key="version:page") == "render 1"
+    await cache.increment("version:page")
+    assert await cache.fetch("page", 60, compute, version_key="version:page") == "render 2"
+    assert len(computed) == 2
+
+
+async def test_trim_removes_expired_then_oldest_entries_to_the_bounds(cache, db):
+    for n in range(30):
+        await cache.set(f"entry {n:02d}", "x" * 100, ttl=60)
+    await cache.set("expired", "x", ttl=0)
+    removed = await trim(db, max_entries=10, max_bytes=10**9)
+    assert removed == 21
+    keys = {r["key"] for r in await db.fetch("SELECT key FROM infra.cache_entries")}
+    assert keys == {f"entry {n:02d}" for n in range(20, 30)}
+    size = await db.fetchval("SELECT byte_size FROM infra.cache_entries LIMIT 1")
+    await trim(db, max_entries=10, max_bytes=size * 4)
+    assert await db.fetchval("SELECT count(*) FROM infra.cache_entries") == 4
+
+
+async def test_an_unreachable_cache_is_a_miss_not_an_error(settings):
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    await pool.close()  # every acquire now fails, as with a cache database that is down
+    cache = Cache(pool)
+    assert await cache.get("anything") is None
+    await cache.set("anything", 1, ttl=60)
+    assert cache.stats.errors == 2
+
+    async def compute():
+        return "computed anyway"
+
+    assert await cache.fetch("anything", 60, compute) == "computed anyway"
