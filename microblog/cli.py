@@ -87,6 +87,28 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(settings: Settings, args: argparse.Namespace) -> int:
+    from microblog.db.migrate import ensure_schema
+    from microblog.db.pools import open_pools
+    from microblog.seed import DEMO_PASSWORD, SeedPlan, seed
+
+    follows = args.follows if args.follows is not None else args.users * 20
+    plan = SeedPlan(users=args.users, posts=args.posts, follows=follows)
+
+    async def run() -> None:
+        async with open_pools(settings, application_name="microblog seed") as pools:
+            await ensure_schema(pools, migrate=not settings.is_production)
+            async with pools.primary.acquire() as conn:
+                await seed(conn, plan, progress=sys.stderr.isatty() or args.progress)
+
+    asyncio.run(run())
+    print(
+        f"seeded {plan.users} users, {plan.posts} posts and up to {plan.follows} follows; "
+        f"every demo account's password is {DEMO_PASSWORD!r}"
+    )
+    return 0
+
+
 def _db(settings: Settings, args: argparse.Namespace) -> int:
     from microblog.db.embedded import run_in_foreground
 
@@ -155,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_jobs_commands(commands, _add_command)
     _add_command(
         commands, "db", _db, "run the embedded PostgreSQL in the foreground and print its URL"
+    )
+    seed = _add_command(commands, "seed", _seed, "generate demo or benchmark data")
+    seed.add_argument("--users", type=_positive, required=True, help="accounts to create")
+    seed.add_argument("--posts", type=_positive, required=True, help="posts to create")
+    seed.add_argument(
+        "--follows", type=int, default=None, help="follows to create (default: 20 per user)"
+    )
+    seed.add_argument(
+        "--progress", action="store_true", help="show the progress bar even when not on a terminal"
     )
     return parser
 
