@@ -62,6 +62,10 @@ async def serve_http(
     config = HypercornConfig()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.graceful_timeout = settings.shutdown_timeout
+    # Longer than any load balancer's idle upstream timeout (nginx.conf: 30 s): the balancer,
+    # not the app, closes idle connections, so it never sends a request on one the app has
+    # just closed.
+    config.keep_alive_timeout = 75
     config.accesslog = None  # one line per request comes from the app, with its request id
     config.errorlog = logging.getLogger("hypercorn.error")
 

@@ -193,9 +193,11 @@ class Launcher:
         env: Mapping[str, str] | None = None,
         port: int | None = None,
         wait: bool = True,
+        mode: str = "web",
     ) -> WebProcess:
+        """A process serving HTTP: `web`, or `combined` (web and jobs in one process)."""
         port = port or free_port()
-        started = self.start(["web", "--port", str(port)], cwd=cwd, env=env)
+        started = self.start([mode, "--port", str(port)], cwd=cwd, env=env)
         web = WebProcess(started.name, started.popen, started.stderr_path, port=port)
         self.started[-1] = web
         if wait:

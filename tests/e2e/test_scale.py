@@ -1,0 +1,422 @@
+"""Several instances behind the repository's nginx.conf behave as one, and losing or restarting
+any of them costs readers nothing and writers never a silent loss."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.e2e.conftest import (
+    PASSWORD,
+    ROOT,
+    Launcher,
+    WebProcess,
+    free_port,
+    sign_up,
+    tail,
+)
+
+pytestmark = pytest.mark.process
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+LOAD_SECONDS = 20.0
+CLIENTS = 16
+
+
+@dataclass
+class Nginx:
+    popen: subprocess.Popen
+    port: int
+    prefix: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.popen.send_signal(signal.SIGQUIT)  # nginx's graceful stop
+        self.popen.wait(10)
+
+
+def nginx_config(site: Path, web_ports: list[int], listen_port: int) -> Path:
+    """The repository's nginx.conf with this test's ports, in a site laid out like a checkout."""
+    text = (ROOT / "nginx.conf").read_text()
+    for default, port in zip((3001, 3002, 3003), web_ports, strict=True):
+        text = text.replace(f"127.0.0.1:{default} ", f"127.0.0.1:{port} ")
+    text = text.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{listen_port};")
+    (site / "static").symlink_to(ROOT / "static")
+    config = site / "nginx.conf"
+    config.write_text(text)
+    return config
+
+
+def nginx_command(config: Path, prefix: Path, *extra: str) -> list[str]:
+    return [
+        NGINX,
+        "-p",
+        f"{prefix}/",
+        "-c",
+        str(config),
+        "-e",
+        str(prefix / "logs/error.log"),
+        *extra,
+    ]
+
+
+def nginx_prefix(site: Path) -> Path:
+    """var/nginx with the folders nginx writes to, as Procfile.scale prepares it."""
+    prefix = site / "var" / "nginx"
+    (prefix / "logs").mkdir(parents=True)
+    (prefix / "temp").mkdir()
+    return prefix
+
+
+def _let_workers_in(site: Path) -> None:
+    """Started as root, nginx serves files from unprivileged worker processes: they must be
+    able to walk to static/ through this test's private temporary folders."""
+    for folder in (site, *site.parents):
+        if folder == Path(tempfile.gettempdir()):
+            break
+        folder.chmod(folder.stat().st_mode | 0o011)
+
+
+def start_nginx(site: Path, web_ports: list[int]) -> Nginx:
+    _let_workers_in(site)
+    listen_port = free_port()
+    config = nginx_config(site, web_ports, listen_port)
+    prefix = nginx_prefix(site)
+    popen = subprocess.Popen(
+        nginx_command(config, prefix, "-g", "daemon off;"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    nginx = Nginx(popen, listen_port, prefix)
+    _wait_for(lambda: _answers(f"{nginx.url}/up"), f"nginx on {listen_port}", popen)
+    return nginx
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _wait_for(check, what: str, popen: subprocess.Popen | None = None, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if popen is not None and popen.poll() is not None:
+            pytest.fail(f"{what} exited with {popen.returncode}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not ready within {within}s")
+        time.sleep(0.05)
+
+
+@dataclass
+class Cluster:
+    webs: list[WebProcess]
+    nginx: Nginx
+    database_url: str
+    env: dict[str, str]
+    cwd: Path
+
+
+@pytest.fixture
+def cluster(fresh_database: str, launcher: Launcher, pyz, workdir: Path) -> Iterator[Cluster]:
+    """Three web instances on one database, behind nginx; no rate limits (a load test).
+
+    fresh_database comes first, so it is dropped only after every process has stopped.
+    """
+    env = pyz.env(DATABASE_URL=fresh_database, RATE_LIMITS="off", SHUTDOWN_TIMEOUT="10")
+    migrated = launcher.run(["migrate"], cwd=workdir, env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    webs = []
+    for n in range(3):
+        instance_env = {**env, "INSTANCE_NAME": f"web-{n + 1}"}
+        webs.append(launcher.web(cwd=workdir, env=instance_env, wait=False))
+    for web in webs:
+        web.wait_ready()
+    site = workdir / "site"
+    site.mkdir()
+    nginx = start_nginx(site, [web.port for web in webs])
+    try:
+        yield Cluster(webs, nginx, fresh_database, env, workdir)
+    finally:
+        nginx.stop()
+
+
+def test_the_repository_nginx_conf_passes_nginx_t(tmp_path):
+    config = nginx_config(tmp_path, [3001, 3002, 3003], 8080)
+    prefix = nginx_prefix(tmp_path)
+    checked = subprocess.run(
+        nginx_command(config, prefix, "-t"), capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr
+
+
+def test_the_haproxy_example_passes_haproxy_c():
+    checked = subprocess.run(
+        [
+            shutil.which("haproxy") or "/usr/sbin/haproxy",
+            "-c",
+            "-f",
+            str(ROOT / "docs/haproxy.cfg"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_requests_reach_every_instance_and_a_login_is_honoured_by_all(cluster: Cluster):
+    seen = set()
+    with httpx.Client(base_url=cluster.nginx.url) as client:
+        for _ in range(30):
+            response = client.get("/public")
+            assert response.status_code == 200
+            seen.add(response.headers["X-Instance"])
+            assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+    assert seen == {"web-1", "web-2", "web-3"}
+
+    visitor_client = httpx.Client(base_url=cluster.nginx.url)
+    from tests.e2e.conftest import Visitor
+
+    with Visitor(visitor_client) as visitor:
+        sign_up(visitor, "roamer")
+        cookies = visitor.http.cookies
+        for web in cluster.webs:
+            response = httpx.get(f"{web.url}/settings", cookies=cookies)
+            assert response.status_code == 200, f"{web.url} did not honour the session"
+
+
+def test_static_files_come_from_disk_through_nginx(cluster: Cluster):
+    page = httpx.get(f"{cluster.nginx.url}/").text
+    css = re.search(r'href="(/static/app\.[0-9a-f]{12}\.css)"', page).group(1)
+    response = httpx.get(cluster.nginx.url + css)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert "X-Instance" not in response.headers  # nginx answered, not an instance
+    assert response.content == (ROOT / "static" / "app.css").read_bytes()
+
+
+# --- load -------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    reads: int = 0
+    failed_reads: list[str] = field(default_factory=list)
+    writes_ok: list[str] = field(default_factory=list)  # body markers answered 303
+    writes_failed: dict[str, str] = field(default_factory=dict)  # marker -> what came back
+
+
+async def _sign_up_clients(base: str, count: int) -> list[httpx.AsyncClient]:
+    clients = []
+    for n in range(count):
+        client = httpx.AsyncClient(base_url=base, timeout=15)
+        page = (await client.get("/signup")).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        signed = await client.post(
+            "/signup", data={"username": f"load{n}", "password": PASSWORD, "csrf_token": token}
+        )
+        assert signed.status_code == 303, signed.text
+        clients.append(client)
+    return clients
+
+
+async def _client_loop(client: httpx.AsyncClient, n: int, until: float, result: LoadResult):
+    token = None
+    step = 0
+    while time.monotonic() < until:
+        step += 1
+        if step % 5 == 0 and token:  # one write in five
+            marker = f"load {n} {step}"
+            try:
+                response = await client.post("/posts", data={"body": marker, "csrf_token": token})
+                outcome = str(response.status_code)
+            except httpx.HTTPError as error:
+                outcome = f"{type(error).__name__}: {error}"
+            if outcome == "303":
+                result.writes_ok.append(marker)
+            else:
+                result.writes_failed[marker] = outcome
+            continue
+        path = "/" if step % 2 else "/public"
+        try:
+            response = await client.get(path)
+            result.reads += 1
+            if response.status_code != 200:
+                result.failed_reads.append(f"GET {path}: {response.status_code}")
+            elif path == "/":
+                found = re.search(r'name="csrf_token" value="([^"]+)"', response.text)
+                token = found.group(1) if found else token
+        except httpx.HTTPError as error:
+            result.failed_reads.append(f"GET {path}: {type(error).__name__}: {error}")
+
+
+async def _run_load(base: str, seconds: float, during) -> LoadResult:
+    clients = await _sign_up_clients(base, CLIENTS)
+    result = LoadResult()
+    until = time.monotonic() + seconds
+    try:
+        loops = [
+            asyncio.create_task(_client_loop(c, n, until, result)) for n, c in enumerate(clients)
+        ]
+        await asyncio.to_thread(during)
+        await asyncio.gather(*loops)
+    finally:
+        for client in clients:
+            await client.aclose()
+    return result
+
+
+async def _stored_markers(database_url: str) -> set[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT body FROM posts WHERE body LIKE 'Load %' OR body LIKE 'load %'"
+        )
+    finally:
+        await conn.close()
+    return {row["body"] for row in rows}
+
+
+def _report(name: str, result: LoadResult) -> None:
+    print(
+        f"\n{name}: {result.reads} reads ({len(result.failed_reads)} failed), "
+        f"{len(result.writes_ok)} writes answered 303, {len(result.writes_failed)} writes failed "
+        f"({sorted(set(result.writes_failed.values()))})"
+    )
+
+
+def test_a_rolling_restart_under_load_loses_nothing(cluster: Cluster, launcher: Launcher):
+    def restart_each_instance() -> None:
+        time.sleep(2)  # let the load reach a steady state first
+        for index, web in enumerate(list(cluster.webs)):
+            status = web.stop(timeout=15)
+            assert status == 0, f"{web.name} exited with {status}: {tail(web.stderr_path)}"
+            env = {**cluster.env, "INSTANCE_NAME": f"web-{index + 1}"}
+            cluster.webs[index] = launcher.web(cwd=cluster.cwd, env=env, port=web.port)
+
+    result = asyncio.run(_run_load(cluster.nginx.url, LOAD_SECONDS, restart_each_instance))
+    _report("rolling restart", result)
+    assert result.reads > 100
+    assert result.failed_reads == []
+    stored = asyncio.run(_stored_markers(cluster.database_url))
+    assert set(result.writes_ok) <= stored, "a write answered 303 is missing from the database"
+    for marker, outcome in result.writes_failed.items():
+        assert outcome.isdigit(), f"{marker}: no HTTP answer at all ({outcome})"
+
+
+def test_killing_an_instance_under_load_costs_readers_nothing(cluster: Cluster):
+    victim = cluster.webs[1]
+
+    def kill_one() -> None:
+        time.sleep(3)
+        victim.popen.send_signal(signal.SIGKILL)
+        victim.popen.wait(5)
+        victim.stopped = True  # killed on purpose: teardown expects no clean exit from it
+
+    result = asyncio.run(_run_load(cluster.nginx.url, 10, kill_one))
+    _report("kill -9", result)
+    assert result.failed_reads == []
+    stored = asyncio.run(_stored_markers(cluster.database_url))
+    assert set(result.writes_ok) <= stored
+    for marker, outcome in result.writes_failed.items():
+        assert outcome.isdigit(), f"{marker}: no HTTP answer at all ({outcome})"
+
+
+# --- worker placement -----------------------------------------------------------------
+
+
+def _notified(visitor_url: str, cookies, text: str) -> bool:
+    page = httpx.get(f"{visitor_url}/notifications", cookies=cookies).text
+    return text in page
+
+
+@pytest.mark.parametrize("placement", ["combined", "web+worker"])
+def test_notifications_are_produced_with_either_worker_placement(
+    placement, fresh_database: str, launcher: Launcher, pyz, workdir: Path
+):
+    from tests.e2e.conftest import Visitor
+
+    env = pyz.env(DATABASE_URL=fresh_database, RATE_LIMITS="off")
+    assert launcher.run(["migrate"], cwd=workdir, env=env).returncode == 0
+    mode = "combined" if placement == "combined" else "web"
+    first = launcher.web(cwd=workdir, env=env, mode=mode)
+    second = launcher.web(cwd=workdir, env=env, mode=mode)
+    if placement == "web+worker":
+        launcher.start(["worker"], cwd=workdir, env=env)
+    with (
+        Visitor(httpx.Client(base_url=first.url)) as alice,
+        Visitor(httpx.Client(base_url=second.url)) as bob,
+    ):
+        sign_up(alice, "alice")
+        sign_up(bob, "bob")
+        followed = bob.submit("/@alice", "/@alice/follow")
+        assert followed.status_code == 303
+        _wait_for(
+            lambda: _notified(first.url, alice.http.cookies, "followed you"),
+            "the follow notification",
+            within=15,
+        )
+
+
+# --- Procfile.scale ---------------------------------------------------------------------
+
+
+PROCFILE_PORTS = (8080, 3001, 3002, 3003)
+
+
+@pytest.mark.parametrize("runner", ["honcho", "foreman"])
+def test_procfile_scale_starts_a_working_cluster(runner, pyz, scratch_dir: Path):
+    for port in PROCFILE_PORTS:
+        assert not _answers(f"http://127.0.0.1:{port}/up"), f"port {port} is already in use"
+    site = scratch_dir / runner
+    site.mkdir()
+    for name in ("Procfile.scale", "nginx.conf", "static"):
+        (site / name).symlink_to(ROOT / name)
+    (site / "microblog.pyz").symlink_to(pyz.path)
+    command = (
+        [os.fspath(Path(os.sys.executable).parent / "honcho"), "start", "-f", "Procfile.scale"]
+        if runner == "honcho"
+        else [shutil.which("foreman") or "/usr/bin/foreman", "start", "-f", "Procfile.scale"]
+    )
+    log = site / "runner.log"
+    with log.open("wb") as output:
+        popen = subprocess.Popen(
+            command, cwd=site, env=pyz.env(), stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_for(lambda: _answers("http://127.0.0.1:8080/up"), runner, popen, within=90)
+        seen = set()
+        deadline = time.monotonic() + 30
+        while len(seen) < 3 and time.monotonic() < deadline:
+            response = httpx.get("http://127.0.0.1:8080/public", timeout=5)
+            if response.status_code == 200:
+                seen.add(response.headers["X-Instance"])
+        assert len(seen) == 3, f"only {seen} answered: {tail(log)}"
+    finally:
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(30)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            pytest.fail(f"{runner} did not stop: {tail(log)}")
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, tail(log, 80)
