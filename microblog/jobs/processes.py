@@ -65,7 +65,7 @@ async def prune_dead(conn: asyncpg.Connection, timeout_seconds: float) -> int:
         timeout_seconds,
     )
     for row in rows:
-        log.warning("process stopped heartbeating; pruned", extra={"process": row["name"]})
+        log.warning("process stopped heartbeating; pruned", extra={"dead_process": row["name"]})
     return len(rows)
 
 

@@ -9,8 +9,9 @@ import asyncpg
 import pytest
 
 from microblog.jobs import admin
+from microblog.jobs.builtin import prune_dead_processes
 from microblog.jobs.queue import enqueue, enqueue_many
-from microblog.jobs.registry import JobArgumentsError
+from microblog.jobs.registry import JobArgumentsError, JobContext
 from microblog.jobs.worker import retry_delay
 from tests.conftest import wait_until
 from tests.jobs.conftest import exclusive, job_states, record, running_worker
@@ -229,3 +230,30 @@ async def _listening(db) -> bool:
         """
     )
     return count == 1
+
+
+async def test_jobs_of_a_process_that_stopped_heartbeating_go_back_to_the_queue(pools, runs):
+    dead = "00000000-0000-0000-0000-00000000dead"
+    await runs.execute(
+        """
+        INSERT INTO infra.processes (id, role, name, hostname, pid, heartbeat_at)
+        VALUES ($1, 'worker', 'gone', 'host', 1, now() - interval '1 minute')
+        """,
+        dead,
+    )
+    held = await enqueue(runs, record, {"key": "held by the dead"})
+    doomed = await enqueue(runs, record, {"key": "out of attempts"})
+    await runs.execute(
+        """
+        UPDATE infra.jobs SET state = 'running', locked_by = $1,
+            attempts = CASE WHEN id = $2 THEN max_attempts ELSE 1 END
+        WHERE id IN ($2, $3)
+        """,
+        dead,
+        doomed,
+        held,
+    )
+    await prune_dead_processes(JobContext(pools, job_id=0, attempt=1), {"silent_for": 30})
+    assert await runs.fetchval("SELECT count(*) FROM infra.processes") == 0
+    assert await _state_is(runs, held, "pending")
+    assert await _state_is(runs, doomed, "failed")  # a job that keeps killing workers stops
