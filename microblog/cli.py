@@ -17,8 +17,11 @@ from microblog.db.migrate import OutdatedSchema
 from microblog.db.pools import DatabaseUnavailable
 from microblog.jobs.commands import add_jobs_commands
 from microblog.logs import configure_logging
+from microblog.signals import catch_early
 
 Command = Callable[[Settings, argparse.Namespace], int]
+# Commands that run until stopped; the rest are one-off and stop on Ctrl-C like any program.
+LONG_RUNNING = frozenset({"web", "worker", "combined", "db"})
 
 
 class CommandError(RuntimeError):
@@ -192,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command in LONG_RUNNING:
+        catch_early()  # a stop signal during start-up still ends in a clean exit
     try:
         settings = Settings.from_env()
     except SettingsError as error:

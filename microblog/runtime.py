@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
@@ -26,18 +25,10 @@ from microblog.jobs import processes
 from microblog.jobs.listener import listen
 from microblog.jobs.recurring import run_scheduler
 from microblog.jobs.worker import Worker, WorkerOptions
+from microblog.signals import stop_event
 from microblog.web.app import create_app
 
 log = logging.getLogger(__name__)
-
-
-def stop_on_signals() -> asyncio.Event:
-    """An event set by the first SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    return stop
 
 
 @asynccontextmanager
@@ -100,14 +91,14 @@ def worker_options(
 
 
 async def run_web(settings: Settings, *, host: str, port: int, name: str) -> None:
-    stop = stop_on_signals()
+    stop = stop_event()
     async with running_process(settings, "web", name) as (pools, _):
         await serve_http(settings, pools, host=host, port=port, name=name, stop=stop)
     log.info("stopped")
 
 
 async def run_worker(settings: Settings, *, name: str, options: WorkerOptions) -> None:
-    stop = stop_on_signals()
+    stop = stop_event()
     async with running_process(settings, "worker", name) as (pools, process_id):
         log.info("worker started", extra={"queues": ",".join(options.queues) or "all",
                                            "concurrency": options.concurrency})  # fmt: skip
@@ -119,7 +110,7 @@ async def run_combined(
     settings: Settings, *, host: str, port: int, name: str, options: WorkerOptions
 ) -> None:
     """Web and worker in one process and one event loop: the seed's workers-in-each-instance."""
-    stop = stop_on_signals()
+    stop = stop_event()
     async with running_process(settings, "combined", name) as (pools, process_id):
         jobs = asyncio.create_task(run_jobs(settings, pools, process_id, options, stop))
         try:

@@ -51,9 +51,9 @@ async def create_database_if_missing(server_url: str, name: str) -> None:
 
 async def run_in_foreground(data_dir: Path) -> None:
     """`microblog db`: keep the embedded server up until SIGTERM/SIGINT, printing its URL."""
-    from microblog.runtime import stop_on_signals
+    from microblog.signals import stop_event
 
-    stop = stop_on_signals()
+    stop = stop_event()
     url = await asyncio.to_thread(start_embedded_server, data_dir)
     await create_database_if_missing(url, DATABASE_NAME)
     print(url, flush=True)

@@ -11,7 +11,7 @@ from microblog.jobs.registry import JobContext, job
 log = logging.getLogger(__name__)
 
 
-@job("jobs.ping", max_attempts=1)
+@job("jobs.ping", max_attempts=5)
 async def ping(ctx: JobContext, *, sleep_ms: int = 0) -> None:
     """Does nothing (or sleeps): proves the queue end to end, and measures it."""
     if sleep_ms:

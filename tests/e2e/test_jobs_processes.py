@@ -1,0 +1,122 @@
+"""The queue with real worker processes: kill -9 safety and recurring jobs run once per slot."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from microblog.jobs.builtin import ping
+from microblog.jobs.queue import enqueue_many
+from tests.e2e.conftest import Launcher
+
+pytestmark = pytest.mark.process
+
+JOBS = 2_000
+# Fast liveness, so a killed worker's jobs come back within seconds.
+LIVENESS = {"HEARTBEAT_INTERVAL": "500ms", "HEARTBEAT_TIMEOUT": "2s"}
+
+
+async def _query(url: str, sql: str, *args):
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+def _value(url: str, sql: str, *args):
+    return asyncio.run(_query(url, sql, *args))[0][0]
+
+
+def _wait(url: str, sql: str, done, what: str, within: float, *args) -> None:
+    deadline = time.monotonic() + within
+    while not done(_value(url, sql, *args)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {within}s")
+        time.sleep(0.05)
+
+
+async def _enqueue(url: str, count: int) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await enqueue_many(conn, ping, [{"sleep_ms": 20} for _ in range(count)])
+    finally:
+        await conn.close()
+
+
+FINISHED = "SELECT count(*) FROM infra.jobs WHERE kind = 'jobs.ping' AND state = 'finished'"
+
+
+def test_killing_workers_mid_run_loses_no_job(
+    fresh_database: str, launcher: Launcher, pyz, workdir: Path
+):
+    env = pyz.env(DATABASE_URL=fresh_database, **LIVENESS)
+    assert launcher.run(["migrate"], cwd=workdir, env=env).returncode == 0
+    asyncio.run(_enqueue(fresh_database, JOBS))
+    workers = [launcher.start(["worker"], cwd=workdir, env=env) for _ in range(3)]
+    kills = 0
+    for share in (0.2, 0.45, 0.7):  # kill worker 0 when this share of the jobs is done
+        _wait(fresh_database, FINISHED, lambda n, s=share: n >= JOBS * s, "progress", 60)
+        workers[0].popen.send_signal(signal.SIGKILL)
+        workers[0].popen.wait(5)
+        workers[0].stopped = True
+        kills += 1
+        workers[0] = launcher.start(["worker"], cwd=workdir, env=env)
+        registered = "SELECT count(*) FROM infra.processes WHERE pid = $1"
+        _wait(fresh_database, registered, bool, "restarted worker", 30, workers[0].popen.pid)
+    _wait(fresh_database, FINISHED, lambda n: n == JOBS, "every job finished", 90)
+    states = dict(
+        asyncio.run(
+            _query(
+                fresh_database,
+                "SELECT state, count(*) FROM infra.jobs WHERE kind = 'jobs.ping' GROUP BY 1",
+            )
+        )
+    )
+    ran_twice = _value(
+        fresh_database, "SELECT count(*) FROM infra.jobs WHERE kind = 'jobs.ping' AND attempts > 1"
+    )
+    print(f"\n{JOBS} jobs, {kills} workers killed with SIGKILL: {ran_twice} ran more than once")
+    assert states.get("failed", 0) == 0
+    assert states.get("pending", 0) == states.get("running", 0) == 0
+    # At least once, and boundedly so: only what a killed worker held runs again.
+    assert ran_twice <= kills * 10 * 10
+
+
+def test_a_recurring_job_runs_once_per_slot_across_three_workers(
+    fresh_database: str, launcher: Launcher, pyz, workdir: Path
+):
+    # prune-dead-processes recurs every HEARTBEAT_INTERVAL: one slot per second here.
+    env = pyz.env(DATABASE_URL=fresh_database, HEARTBEAT_INTERVAL="1s", HEARTBEAT_TIMEOUT="3s")
+    assert launcher.run(["migrate"], cwd=workdir, env=env).returncode == 0
+    workers = [launcher.start(["worker"], cwd=workdir, env=env) for _ in range(3)]
+    slots = "SELECT count(*) FROM infra.recurring_runs WHERE name = 'prune-dead-processes'"
+    _wait(fresh_database, slots, lambda n: n >= 11, "ten slots", 30)
+    for worker in workers:
+        assert worker.stop() == 0
+    runs = asyncio.run(
+        _query(
+            fresh_database,
+            """
+            SELECT r.slot, j.attempts, j.state
+            FROM infra.recurring_runs r JOIN infra.jobs j ON j.id = r.job_id
+            WHERE r.name = 'prune-dead-processes' ORDER BY r.slot
+            """,
+        )
+    )
+    jobs = _value(
+        fresh_database, "SELECT count(*) FROM infra.jobs WHERE kind = 'jobs.prune_dead_processes'"
+    )
+    print(f"\n{len(runs)} one-second slots across three workers, {jobs} jobs")
+    assert len(runs) >= 11
+    assert jobs == len(runs), "a slot was enqueued twice"
+    steps = {(b["slot"] - a["slot"]).total_seconds() for a, b in itertools.pairwise(runs)}
+    assert steps == {1.0}, "a slot was skipped"
+    for run in runs[:-1]:  # the last slot's job may still have been waiting at the stop
+        assert (run["attempts"], run["state"]) == (1, "finished"), run
