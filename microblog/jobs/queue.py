@@ -134,6 +134,40 @@ _CLAIMED_COLUMNS = (
 )
 
 
+def _claim_statement(kinds: str, first: str = "") -> str:
+    """An UPDATE that claims for process $1 up to $3 due jobs of the queues $2 (empty: all)
+    whose kind satisfies `kinds` (about $4), after the data-modifying CTE `first`, if any.
+
+    Jobs are taken highest priority first, then by due time; SKIP LOCKED lets any number of
+    workers claim at once without waiting for each other.
+    """
+    return f"""
+        WITH {first}next AS (
+            SELECT id FROM infra.jobs
+            WHERE state = 'pending' AND run_at <= now()
+              AND (cardinality($2::text[]) = 0 OR queue = ANY($2::text[]))
+              AND {kinds}
+            ORDER BY priority DESC, run_at, id
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE infra.jobs j
+        SET state = 'running', locked_by = $1, attempts = j.attempts + 1, started_at = now()
+        FROM next WHERE j.id = next.id
+        RETURNING {_CLAIMED_COLUMNS}
+    """
+
+
+_FINISH_AND_CLAIM = _claim_statement(
+    "kind <> ALL($4::text[])",
+    first="""finished AS (
+            UPDATE infra.jobs SET state = 'finished', finished_at = now(), locked_by = NULL
+            WHERE id = ANY($5::bigint[]) AND locked_by = $1 AND state = 'running'
+        ), """,
+)
+_CLAIM_KIND = _claim_statement("kind = $4")
+
+
 async def finish_and_claim(
     conn: asyncpg.Connection,
     process_id: UUID,
@@ -142,35 +176,9 @@ async def finish_and_claim(
     queues: tuple[str, ...],
     skip_kinds: list[str],
 ) -> list[ClaimedJob]:
-    """Mark `finished` done and claim up to `limit` due jobs, in one statement.
-
-    Jobs are taken highest priority first, then by due time; SKIP LOCKED lets any number of
-    workers claim at once without waiting for each other.
-    """
+    """Mark `finished` done and claim up to `limit` due jobs of other kinds, in one statement."""
     rows = await conn.fetch(
-        f"""
-        WITH finished AS (
-            UPDATE infra.jobs SET state = 'finished', finished_at = now(), locked_by = NULL
-            WHERE id = ANY($1::bigint[]) AND locked_by = $2 AND state = 'running'
-        ), next AS (
-            SELECT id FROM infra.jobs
-            WHERE state = 'pending' AND run_at <= now()
-              AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]))
-              AND kind <> ALL($4::text[])
-            ORDER BY priority DESC, run_at, id
-            LIMIT $5
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE infra.jobs j
-        SET state = 'running', locked_by = $2, attempts = j.attempts + 1, started_at = now()
-        FROM next WHERE j.id = next.id
-        RETURNING {_CLAIMED_COLUMNS}
-        """,
-        finished,
-        process_id,
-        list(queues),
-        skip_kinds,
-        limit,
+        _FINISH_AND_CLAIM, process_id, list(queues), limit, skip_kinds, finished
     )
     return _claimed(rows)
 
@@ -209,26 +217,7 @@ async def claim_limited(
         free = min(concurrency - running, limit)
         if free <= 0:
             return []
-        rows = await conn.fetch(
-            f"""
-            WITH next AS (
-                SELECT id FROM infra.jobs
-                WHERE state = 'pending' AND kind = $2 AND run_at <= now()
-                  AND (cardinality($3::text[]) = 0 OR queue = ANY($3::text[]))
-                ORDER BY priority DESC, run_at, id
-                LIMIT $4
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE infra.jobs j
-            SET state = 'running', locked_by = $1, attempts = j.attempts + 1, started_at = now()
-            FROM next WHERE j.id = next.id
-            RETURNING {_CLAIMED_COLUMNS}
-            """,
-            process_id,
-            kind,
-            list(queues),
-            free,
-        )
+        rows = await conn.fetch(_CLAIM_KIND, process_id, list(queues), free, kind)
     return _claimed(rows)
 
 
