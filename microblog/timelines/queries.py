@@ -9,22 +9,13 @@ import asyncpg
 from microblog.db.keyset import below
 from microblog.posts.queries import VIEW_COLUMNS, PostView, post_views
 
-# The user's own posts and those of everyone they follow. For each author at most $3 rows come
-# from the (author_id, id) index; the newest $3 of those are the page. The work is bounded by
-# the number of people followed, not by how many posts exist.
+# The user's own posts and those of everyone they follow: home_timeline_ids (migration 0005)
+# picks the page's ids from the (author_id, id) index; only those posts are read and joined.
 HOME = f"""
     SELECT {VIEW_COLUMNS}
-    FROM (
-        SELECT followee_id AS author_id FROM follows WHERE follower_id = $1
-        UNION ALL SELECT $1
-    ) AS authors
-    CROSS JOIN LATERAL (
-        SELECT * FROM posts
-        WHERE posts.author_id = authors.author_id AND posts.id < $2
-        ORDER BY posts.id DESC LIMIT $3
-    ) AS p
-    JOIN users u ON u.id = p.author_id
-    ORDER BY p.id DESC LIMIT $3
+    FROM home_timeline_ids($1, $2, $3) AS page (id)
+    JOIN posts p ON p.id = page.id JOIN users u ON u.id = p.author_id
+    ORDER BY p.id DESC
 """
 
 PUBLIC = f"""
