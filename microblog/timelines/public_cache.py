@@ -14,9 +14,10 @@ from typing import Any
 
 import asyncpg
 from markupsafe import Markup
-from quart import current_app, render_template
+from quart import current_app
 
 from microblog.cache.store import Cache
+from microblog.web.htmx import render_template
 
 PAGE_KEY = "public-timeline:first-page"
 VERSION_KEY = "version:public-timeline"

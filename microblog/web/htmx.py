@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Response, render_template, request
+from quart import Response, current_app, request
+
+
+async def render_template(name: str, **context: Any) -> str:
+    """Quart's render_template, rendered synchronously.
+
+    Quart compiles templates for async rendering, where every piece of output passes through
+    an awaitable: a timeline page took over 20 ms of CPU that way. Nothing in our templates
+    awaits, so a synchronous overlay of the same environment (same loader, filters, globals
+    and context) renders the same HTML several times faster.
+    """
+    await current_app.update_template_context(context)
+    return current_app.extensions["templates"].get_template(name).render(context)
 
 
 def is_htmx() -> bool:

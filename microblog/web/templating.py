@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from markupsafe import Markup
 from quart import Quart, current_app, request
 
 from microblog.web.csrf import csrf_token
@@ -47,6 +49,22 @@ def here() -> str:
     return request.full_path.rstrip("?")
 
 
+@dataclass(frozen=True)
+class PageForms:
+    """What every form on a page carries, rendered once per page instead of once per form."""
+
+    hidden: Markup
+
+
+def page_forms() -> PageForms:
+    return PageForms(
+        hidden=Markup(
+            '<input type="hidden" name="csrf_token" value="{}">'
+            '<input type="hidden" name="next" value="{}">'
+        ).format(csrf_token(), here())
+    )
+
+
 def _context() -> dict[str, Any]:
     return {"current_user": current_user()}
 
@@ -56,6 +74,7 @@ def init_templating(app: Quart) -> None:
         static_url=static_url,
         csrf_token=csrf_token,
         here=here,
+        page_forms=page_forms,
         instance_name=app.extensions["instance_name"],
     )
     app.jinja_env.filters.update(relative_time=relative_time, iso_time=iso_time)
@@ -63,3 +82,4 @@ def init_templating(app: Quart) -> None:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     app.context_processor(_context)
+    app.extensions["templates"] = app.jinja_env.overlay(enable_async=False)
