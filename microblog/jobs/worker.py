@@ -6,9 +6,9 @@ jobs. While jobs are short (a few milliseconds), the worker keeps up to PREFETCH
 claimed ahead, so round trips, not jobs, bound the throughput; for longer jobs it claims only
 what it can start, leaving the rest to other workers.
 
-On stop: no more claims, jobs not yet started go back at once, running jobs get
-`shutdown_timeout` to finish, and whatever is still running then is interrupted and handed back
-without counting as an attempt.
+On stop: no more claims, jobs not yet started go back to the queue at once, running jobs get
+`shutdown_timeout` to finish, and whatever is still running then is interrupted and handed back.
+Handing back never counts as an attempt.
 """
 
 from __future__ import annotations
@@ -78,11 +78,9 @@ class Worker:
         self._ready: asyncio.Queue[ClaimedJob] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._state = _State()
-        self._limited = {
-            name: limit
-            for name, limit in registry.limited.items()
-            if not options.queues or registry.kinds[name].queue in options.queues
-        }
+        # Every limited kind, whatever queue this worker serves: a job of a limited kind may
+        # have been enqueued on another queue than its kind's, and must be limited there too.
+        self._limited = registry.limited
 
     def wake(self, queue_name: str = "") -> None:
         """Called for job notifications: look for work now rather than at the next poll."""
@@ -221,6 +219,7 @@ class Worker:
         unstarted = []
         while not self._ready.empty():
             unstarted.append(self._ready.get_nowait().id)
+        await self._give_back(unstarted)  # at once: other workers can run them meanwhile
         deadline = time.monotonic() + self.options.shutdown_timeout
         if self._state.busy:
             log.info("waiting for running jobs", extra={"running": self._state.busy})
@@ -230,16 +229,22 @@ class Worker:
         for runner in runners:  # idle ones wait for work; busy ones are past the deadline
             runner.cancel()
         await asyncio.gather(*runners, return_exceptions=True)
-        give_back = unstarted + self._state.interrupted
-        try:
-            async with self.pools.queue.acquire() as conn:
-                await self._record_failures(conn)
-                await queue.finish_and_claim(conn, self.process_id, self._state.finished, 0, (), [])
-                if give_back:
-                    await queue.hand_back(conn, self.process_id, give_back)
-        except _OUTAGE as error:
-            log.warning("worker: could not record its last jobs", extra={"error": str(error)})
+        await self._give_back(self._state.interrupted)
         if self._state.interrupted:
             log.warning(
                 "interrupted jobs handed back", extra={"jobs": len(self._state.interrupted)}
             )
+
+    async def _give_back(self, job_ids: list[int]) -> None:
+        """Record what finished or failed, and return `job_ids` to the queue."""
+        try:
+            async with self.pools.queue.acquire() as conn:
+                await self._record_failures(conn)
+                finished, self._state.finished = self._state.finished, []
+                await queue.finish_and_claim(conn, self.process_id, finished, 0, (), [])
+                if job_ids:
+                    await queue.hand_back(conn, self.process_id, job_ids)
+        except _OUTAGE as error:
+            # Whatever is not recorded stays claimed by this process, and goes back to the
+            # queue when the prune job finds the process gone.
+            log.warning("worker: could not record its last jobs", extra={"error": str(error)})

@@ -257,3 +257,21 @@ async def test_jobs_of_a_process_that_stopped_heartbeating_go_back_to_the_queue(
     assert await runs.fetchval("SELECT count(*) FROM infra.processes") == 0
     assert await _state_is(runs, held, "pending")
     assert await _state_is(runs, doomed, "failed")  # a job that keeps killing workers stops
+
+
+async def test_a_concurrency_limit_holds_on_a_queue_other_than_the_kinds_own(pools, runs):
+    await enqueue_many(
+        runs, exclusive, [{"key": f"y{n}", "sleep": 0.05} for n in range(4)], queue="other"
+    )
+    async with (
+        running_worker(pools, concurrency=4, queues=("other",)),
+        running_worker(pools, concurrency=4, queues=("other",)),
+    ):
+        await wait_until(lambda: _finished(runs, 4))
+    overlaps = await runs.fetchval(
+        """
+        SELECT count(*) FROM test_runs a JOIN test_runs b
+        ON a.key < b.key AND a.started < b.ended AND b.started < a.ended
+        """
+    )
+    assert overlaps == 0
