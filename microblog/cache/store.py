@@ -96,7 +96,7 @@ class Cache:
                     key_hash(key),
                     key,
                     encoded,
-                    len(key) + len(encoded),
+                    len(key.encode()) + len(encoded.encode()),
                     ttl,
                 )
             self.stats.writes += 1

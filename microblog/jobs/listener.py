@@ -26,7 +26,9 @@ async def listen(url: str, on_notify: Callable[[str], None], stop: asyncio.Event
     while not stop.is_set():
         conn = None
         try:
-            conn = await asyncpg.connect(url, timeout=5)
+            conn = await asyncpg.connect(
+                url, timeout=5, server_settings={"application_name": "microblog job listener"}
+            )
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
             await conn.add_listener(CHANNEL, lambda *event: on_notify(event[3]))
