@@ -103,6 +103,40 @@ class Cache:
         except _OUTAGE as error:
             self._failed("set", error)
 
+    async def set_many(self, entries: dict[str, Any], ttl: float) -> None:
+        """set() for several entries in one round trip."""
+        if not entries:
+            return
+        keys = list(entries)
+        encoded = [json.dumps(entries[key], separators=(",", ":")) for key in keys]
+        try:
+            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+                await conn.execute(
+                    """
+                    INSERT INTO infra.cache_entries (key_hash, key, value, byte_size, expires_at)
+                    SELECT e.key_hash, e.key, e.value::jsonb, e.byte_size,
+                           now() + make_interval(secs => $5)
+                    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[])
+                         AS e (key_hash, key, value, byte_size)
+                    ORDER BY e.key_hash
+                    ON CONFLICT (key_hash) DO UPDATE SET
+                        key = excluded.key, value = excluded.value,
+                        byte_size = excluded.byte_size, expires_at = excluded.expires_at,
+                        created_at = now()
+                    """,
+                    [key_hash(key) for key in keys],
+                    keys,
+                    encoded,
+                    [
+                        len(key.encode()) + len(value.encode())
+                        for key, value in zip(keys, encoded, strict=True)
+                    ],
+                    ttl,
+                )
+            self.stats.writes += len(keys)
+        except _OUTAGE as error:
+            self._failed("set", error)
+
     async def delete(self, key: str) -> None:
         try:
             async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:

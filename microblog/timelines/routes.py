@@ -9,8 +9,8 @@ import asyncpg
 from quart import Blueprint, Response, abort
 
 from microblog.follows.queries import is_following
+from microblog.posts.cards import render_cards
 from microblog.posts.forms import NewPost
-from microblog.posts.present import with_bodies
 from microblog.posts.queries import PostView
 from microblog.posts.render import tag_key
 from microblog.timelines import public_cache, queries
@@ -26,11 +26,15 @@ Fetch = Callable[[asyncpg.Connection, int | None, int], Awaitable[list[PostView]
 
 
 async def _page(conn: asyncpg.Connection, fetch: Fetch) -> dict[str, Any]:
-    """One page of a timeline: its posts, rendered, and the cursor of the next page."""
+    """One page of a timeline: its posts' cards and the cursor of the next page."""
     posts = await fetch(conn, cursor("before"), PAGE_SIZE + 1)
     more = len(posts) > PAGE_SIZE
-    posts = await with_bodies(conn, posts[:PAGE_SIZE])
-    return {"posts": posts, "next_before": posts[-1].id if more else None, "empty": not posts}
+    posts = posts[:PAGE_SIZE]
+    return {
+        "cards": await render_cards(conn, posts, current_user()),
+        "next_before": posts[-1].id if more else None,
+        "empty": not posts,
+    }
 
 
 async def _public_page(viewer_id: int | None) -> dict[str, Any]:
