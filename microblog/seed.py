@@ -182,7 +182,9 @@ async def seed(conn: asyncpg.Connection, plan: SeedPlan, *, progress: bool = Tru
         bar.update(plan.follows)
         await _recount(conn)
     bar.close()
-    await conn.execute("ANALYZE")
+    # Statistics for the planner, and the visibility map, without which the index-only scans
+    # of the timelines visit the table after all (autovacuum would get there, later).
+    await conn.execute("VACUUM (ANALYZE)")
 
 
 async def _insert_posts(conn, plan, user_ids, usernames, bar) -> None:

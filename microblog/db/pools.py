@@ -48,6 +48,16 @@ async def resolve_database_url(settings: Settings) -> str:
     return url
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Returning a connection to its pool costs no round trip.
+
+    asyncpg's default reset sends "RESET ALL; UNLISTEN *; CLOSE ALL; ..." every time a
+    connection goes back to the pool. Nothing here leaves session state behind: advisory locks
+    are released in `finally`, settings are SET LOCAL, LISTEN uses a connection of its own,
+    and an open transaction is rolled back by asyncpg regardless of this hook.
+    """
+
+
 @asynccontextmanager
 async def open_pool(url: str, *, size: int, application_name: str) -> AsyncIterator[asyncpg.Pool]:
     try:
@@ -56,7 +66,15 @@ async def open_pool(url: str, *, size: int, application_name: str) -> AsyncItera
             min_size=1,
             max_size=size,
             timeout=CONNECT_TIMEOUT,
-            server_settings={"application_name": application_name[:63]},
+            server_settings={
+                "application_name": application_name[:63],
+                # Every statement is prepared once per connection; plan it once too. The
+                # default re-plans each execution whenever a custom plan looks cheaper, which
+                # costs as much as running most of our statements; the generic plans of the
+                # hot statements are checked by tests/test_timeline_plans.py.
+                "plan_cache_mode": "force_generic_plan",
+            },
+            reset=_keep_session,
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         reason = str(error) or type(error).__name__

@@ -57,6 +57,8 @@ def tag_key(text: str) -> str | None:
 
 def mentions(body: str) -> set[str]:
     """Lower-cased usernames mentioned in the body."""
+    if "@" not in body:  # most posts: no need to tokenize
+        return set()
     return {m["mention"].lower() for m in _TOKEN.finditer(body) if m["mention"]}
 
 

@@ -45,6 +45,9 @@ def create_app(
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # A session lasts 30 days from log-in; re-signing the cookie on every response would
+        # cost every request a signature and a Set-Cookie header.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
         PREFER_SECURE_URLS=settings.is_production,

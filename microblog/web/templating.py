@@ -65,7 +65,8 @@ def page_forms() -> PageForms:
     )
 
 
-def _context() -> dict[str, Any]:
+async def _context() -> dict[str, Any]:
+    # async on purpose: Quart runs a plain function context processor in a worker thread.
     return {"current_user": current_user()}
 
 
