@@ -26,6 +26,14 @@ _OUTAGE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 ACQUIRE_TIMEOUT = 1.0
 
 
+GET_MANY = """
+    SELECT c.key, c.value::text AS value
+    FROM unnest($1::bigint[], $2::text[]) AS wanted (key_hash, key)
+    JOIN infra.cache_entries c ON c.key_hash = wanted.key_hash AND c.key = wanted.key
+    WHERE c.expires_at > now()
+"""
+
+
 def key_hash(key: str) -> int:
     """A stable signed 64-bit hash of the key, for the index."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
@@ -62,17 +70,7 @@ class Cache:
         found: dict[str, Any] = {}
         try:
             async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                rows = await conn.fetch(
-                    """
-                    SELECT c.key, c.value::text AS value
-                    FROM unnest($1::bigint[], $2::text[]) AS wanted (key_hash, key)
-                    JOIN infra.cache_entries c
-                      ON c.key_hash = wanted.key_hash AND c.key = wanted.key
-                    WHERE c.expires_at > now()
-                    """,
-                    [key_hash(key) for key in keys],
-                    keys,
-                )
+                rows = await conn.fetch(GET_MANY, [key_hash(key) for key in keys], keys)
         except _OUTAGE as error:
             self._failed("get", error)
             rows = []

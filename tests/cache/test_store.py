@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from microblog.cache.store import Cache, key_hash
+from microblog.cache.store import GET_MANY, Cache, key_hash
 from microblog.cache.upkeep import trim
 from tests.conftest import wait_until
 
@@ -139,3 +139,20 @@ async def test_an_unreachable_cache_is_a_miss_not_an_error(settings):
         return "computed anyway"
 
     assert await cache.fetch("anything", 60, compute) == "computed anyway"
+
+
+async def test_a_lookup_in_a_full_cache_reads_only_the_keys_asked_for(cache, db):
+    await db.execute(
+        """
+        INSERT INTO infra.cache_entries (key_hash, key, value, byte_size, expires_at)
+        SELECT g, 'filler ' || g, '"x"', 10, now() + interval '1 hour'
+        FROM generate_series(1, 100000) g
+        """
+    )
+    await db.execute("ANALYZE infra.cache_entries")
+    keys = [f"filler {n}" for n in (5, 500, 50000)]
+    await db.execute("SET plan_cache_mode = force_generic_plan")  # as the app's pools run
+    statement = await db.prepare(f"EXPLAIN (ANALYZE, FORMAT JSON) {GET_MANY}")
+    plan = await statement.fetchval([key_hash(k) for k in keys], keys)
+    assert '"Seq Scan"' not in plan, plan
+    assert await cache.get_many(keys) == {}  # not ours: their key_hash is not hash(key)
