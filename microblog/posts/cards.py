@@ -43,25 +43,37 @@ def _key(
     return f"post-card:{post.id}:{hashlib.blake2b(shown.encode(), digest_size=16).hexdigest()}"
 
 
+async def known_mentions(conn: asyncpg.Connection, posts: list[PostView]) -> set[str]:
+    """The @names in these posts that belong to an account: one query, none if nobody is
+    mentioned. Ask for it while holding the page's connection; render_cards needs none."""
+    names: set[str] = set()
+    for post in posts:
+        names |= mentions(post.body)
+    return await existing_usernames(conn, names)
+
+
 async def render_cards(
-    conn: asyncpg.Connection,
     posts: list[PostView],
+    known: set[str],
     viewer: User | None,
     *,
     focus: bool = False,
     in_thread: bool = False,
 ) -> Markup:
-    """The cards of `posts`, in order, ready to place in a page."""
+    """The cards of `posts`, in order, ready to place in a page.
+
+    Called with no connection held: the cache takes one of its own, and a request that held
+    one while waiting for another could starve a busy pool.
+    """
     if not posts:
         return Markup("")
-    mentioned = [mentions(post.body) for post in posts]
-    # One query for every @name on the page, none when no post mentions anyone.
-    known = await existing_usernames(conn, set().union(*mentioned))
     now = datetime.now(UTC)
     variant = f"focus={focus},in_thread={in_thread}"
     keys = [
-        _key(post, names & known, viewer, relative_time(post.created_at, now), variant)
-        for post, names in zip(posts, mentioned, strict=True)
+        _key(
+            post, mentions(post.body) & known, viewer, relative_time(post.created_at, now), variant
+        )
+        for post in posts
     ]
     settings = current_app.extensions["settings"]
     cache = current_app.extensions["cache"] if settings.cache_enabled else None

@@ -40,7 +40,7 @@ async def first_page(compute_page) -> dict[str, Any] | None:
 
     async def render() -> dict[str, Any]:
         page = await compute_page()
-        html = await render_template("_timeline.html", **page)
+        html = render_template("_timeline.html", **page)
         return {"timeline_html": html, "empty": page["empty"]}
 
     cached = await cache.fetch(PAGE_KEY, TTL, render, version_key=VERSION_KEY)

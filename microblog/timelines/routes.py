@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from quart import Blueprint, Response, abort
 
 from microblog.follows.queries import is_following
-from microblog.posts.cards import render_cards
+from microblog.posts.cards import known_mentions, render_cards
 from microblog.posts.forms import NewPost
 from microblog.posts.queries import PostView
 from microblog.posts.render import tag_key
@@ -25,15 +26,26 @@ blueprint = Blueprint("timelines", __name__)
 Fetch = Callable[[asyncpg.Connection, int | None, int], Awaitable[list[PostView]]]
 
 
-async def _page(conn: asyncpg.Connection, fetch: Fetch) -> dict[str, Any]:
-    """One page of a timeline: its posts' cards and the cursor of the next page."""
+@dataclass(frozen=True)
+class _Page:
+    posts: list[PostView]
+    more: bool
+    known: set[str]  # the @names on the page that belong to an account
+
+
+async def _fetch(conn: asyncpg.Connection, fetch: Fetch) -> _Page:
     posts = await fetch(conn, cursor("before"), PAGE_SIZE + 1)
-    more = len(posts) > PAGE_SIZE
-    posts = posts[:PAGE_SIZE]
+    shown = posts[:PAGE_SIZE]
+    return _Page(shown, len(posts) > PAGE_SIZE, await known_mentions(conn, shown))
+
+
+async def _shown(page: _Page) -> dict[str, Any]:
+    """A page of a timeline as templates take it: the cards and the next page's cursor.
+    Rendered after the page's connection went back to the pool."""
     return {
-        "cards": await render_cards(conn, posts, current_user()),
-        "next_before": posts[-1].id if more else None,
-        "empty": not posts,
+        "cards": await render_cards(page.posts, page.known, current_user()),
+        "next_before": page.posts[-1].id if page.more else None,
+        "empty": not page.posts,
     }
 
 
@@ -42,7 +54,8 @@ async def _public_page(viewer_id: int | None) -> dict[str, Any]:
 
     async def compute() -> dict[str, Any]:
         async with connection() as conn:
-            return await _page(conn, lambda c, b, n: queries.public(c, viewer_id, b, n))
+            page = await _fetch(conn, lambda c, b, n: queries.public(c, viewer_id, b, n))
+        return await _shown(page)
 
     if viewer_id is None and cursor("before") is None:
         cached = await public_cache.first_page(compute)
@@ -63,7 +76,8 @@ async def home() -> Response:
         page = await _public_page(None)
     else:
         async with connection() as conn:
-            page = await _page(conn, lambda c, b, n: queries.home(c, viewer.id, b, n))
+            fetched = await _fetch(conn, lambda c, b, n: queries.home(c, viewer.id, b, n))
+        page = await _shown(fetched)
     return await render("home.html", "_timeline_slot.html", compose=NewPost(body=""), **page)
 
 
@@ -81,8 +95,10 @@ async def profile(username: str) -> Response:
         if user is None:
             abort(404, f"There is no one called @{username} here.")
         following = viewer_id is not None and await is_following(conn, viewer_id, user.id)
-        page = await _page(conn, lambda c, b, n: queries.profile(c, user.id, viewer_id, b, n))
-    return await render("profile.html", "_timeline.html", profile=user, following=following, **page)
+        page = await _fetch(conn, lambda c, b, n: queries.profile(c, user.id, viewer_id, b, n))
+    return await render(
+        "profile.html", "_timeline.html", profile=user, following=following, **await _shown(page)
+    )
 
 
 @blueprint.route("/tags/<tag>")
@@ -92,5 +108,5 @@ async def tag(tag: str) -> Response:
         abort(404, "That is not a hashtag.")
     viewer_id = _viewer_id()
     async with connection() as conn:
-        page = await _page(conn, lambda c, b, n: queries.tagged(c, key, viewer_id, b, n))
-    return await render("tag.html", "_timeline.html", tag=key, **page)
+        page = await _fetch(conn, lambda c, b, n: queries.tagged(c, key, viewer_id, b, n))
+    return await render("tag.html", "_timeline.html", tag=key, **await _shown(page))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from markupsafe import Markup
 from quart import Quart, current_app, request
@@ -12,7 +11,6 @@ from quart import Quart, current_app, request
 from microblog.web.csrf import csrf_token
 from microblog.web.forms import local_path, site_path
 from microblog.web.htmx import is_htmx
-from microblog.web.sessions import current_user
 
 
 def relative_time(moment: datetime, now: datetime | None = None) -> str:
@@ -65,11 +63,6 @@ def page_forms() -> PageForms:
     )
 
 
-async def _context() -> dict[str, Any]:
-    # async on purpose: Quart runs a plain function context processor in a worker thread.
-    return {"current_user": current_user()}
-
-
 def init_templating(app: Quart) -> None:
     app.jinja_env.globals.update(
         static_url=static_url,
@@ -82,5 +75,4 @@ def init_templating(app: Quart) -> None:
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
-    app.context_processor(_context)
     app.extensions["templates"] = app.jinja_env.overlay(enable_async=False)
