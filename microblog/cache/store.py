@@ -19,6 +19,8 @@ from typing import Any
 
 import asyncpg
 
+from microblog.db.pools import acquire
+
 log = logging.getLogger(__name__)
 
 _OUTAGE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
@@ -26,17 +28,55 @@ _OUTAGE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 ACQUIRE_TIMEOUT = 1.0
 
 
+GET = """
+    SELECT value FROM infra.cache_entries
+    WHERE key_hash = $1 AND key = $2 AND expires_at > now()
+"""
+
 GET_MANY = """
-    SELECT c.key, c.value::text AS value
+    SELECT c.key, c.value
     FROM unnest($1::bigint[], $2::text[]) AS wanted (key_hash, key)
     JOIN infra.cache_entries c ON c.key_hash = wanted.key_hash AND c.key = wanted.key
     WHERE c.expires_at > now()
 """
 
+_REPLACE = """
+    ON CONFLICT (key_hash) DO UPDATE SET
+        key = excluded.key, value = excluded.value, byte_size = excluded.byte_size,
+        expires_at = excluded.expires_at, created_at = now()
+"""
+
+SET = (
+    """
+    INSERT INTO infra.cache_entries (key_hash, key, value, byte_size, expires_at)
+    VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+"""
+    + _REPLACE
+)
+
+SET_MANY = (
+    """
+    INSERT INTO infra.cache_entries (key_hash, key, value, byte_size, expires_at)
+    SELECT e.key_hash, e.key, e.value, e.byte_size, now() + make_interval(secs => $5)
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[])
+         AS e (key_hash, key, value, byte_size)
+    ORDER BY e.key_hash
+"""
+    + _REPLACE
+)
+
 
 def key_hash(key: str) -> int:
     """A stable signed 64-bit hash of the key, for the index."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _size(key: str, encoded: str) -> int:
+    return len(key.encode()) + len(encoded.encode())
 
 
 @dataclass
@@ -56,7 +96,17 @@ class Cache:
         self._computing: dict[str, asyncio.Future] = {}
 
     async def get(self, key: str) -> Any | None:
-        return (await self.get_many([key])).get(key)
+        try:
+            async with acquire(self.pool, ACQUIRE_TIMEOUT) as conn:
+                value = await conn.fetchval(GET, key_hash(key), key)
+        except _OUTAGE as error:
+            self._failed("get", error)
+            value = None
+        if value is None:
+            self.stats.misses += 1
+            return None
+        self.stats.hits += 1
+        return json.loads(value)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The live entries among `keys`; missing and expired keys are absent."""
@@ -69,7 +119,7 @@ class Cache:
     async def _read(self, keys: list[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         try:
-            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            async with acquire(self.pool, ACQUIRE_TIMEOUT) as conn:
                 rows = await conn.fetch(GET_MANY, [key_hash(key) for key in keys], keys)
         except _OUTAGE as error:
             self._failed("get", error)
@@ -79,65 +129,30 @@ class Cache:
         return found
 
     async def set(self, key: str, value: Any, ttl: float) -> None:
-        encoded = json.dumps(value, separators=(",", ":"))
-        try:
-            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                await conn.execute(
-                    """
-                    INSERT INTO infra.cache_entries (key_hash, key, value, byte_size, expires_at)
-                    VALUES ($1, $2, $3::jsonb, $4, now() + make_interval(secs => $5))
-                    ON CONFLICT (key_hash) DO UPDATE SET
-                        key = excluded.key, value = excluded.value,
-                        byte_size = excluded.byte_size, expires_at = excluded.expires_at,
-                        created_at = now()
-                    """,
-                    key_hash(key),
-                    key,
-                    encoded,
-                    len(key.encode()) + len(encoded.encode()),
-                    ttl,
-                )
-            self.stats.writes += 1
-        except _OUTAGE as error:
-            self._failed("set", error)
+        encoded = _encode(value)
+        await self._write(SET, 1, key_hash(key), key, encoded, _size(key, encoded), ttl)
 
     async def set_many(self, entries: dict[str, Any], ttl: float) -> None:
-        """set() for several entries in one round trip."""
+        """Store several entries in one round trip."""
         if not entries:
             return
         keys = list(entries)
-        encoded = [json.dumps(entries[key], separators=(",", ":")) for key in keys]
+        encoded = [_encode(entries[key]) for key in keys]
+        sizes = [_size(k, v) for k, v in zip(keys, encoded, strict=True)]
+        hashes = [key_hash(key) for key in keys]
+        await self._write(SET_MANY, len(keys), hashes, keys, encoded, sizes, ttl)
+
+    async def _write(self, statement: str, count: int, *args: Any) -> None:
         try:
-            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                await conn.execute(
-                    """
-                    INSERT INTO infra.cache_entries (key_hash, key, value, byte_size, expires_at)
-                    SELECT e.key_hash, e.key, e.value::jsonb, e.byte_size,
-                           now() + make_interval(secs => $5)
-                    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[])
-                         AS e (key_hash, key, value, byte_size)
-                    ORDER BY e.key_hash
-                    ON CONFLICT (key_hash) DO UPDATE SET
-                        key = excluded.key, value = excluded.value,
-                        byte_size = excluded.byte_size, expires_at = excluded.expires_at,
-                        created_at = now()
-                    """,
-                    [key_hash(key) for key in keys],
-                    keys,
-                    encoded,
-                    [
-                        len(key.encode()) + len(value.encode())
-                        for key, value in zip(keys, encoded, strict=True)
-                    ],
-                    ttl,
-                )
-            self.stats.writes += len(keys)
+            async with acquire(self.pool, ACQUIRE_TIMEOUT) as conn:
+                await conn.execute(statement, *args)
+            self.stats.writes += count
         except _OUTAGE as error:
             self._failed("set", error)
 
     async def delete(self, key: str) -> None:
         try:
-            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            async with acquire(self.pool, ACQUIRE_TIMEOUT) as conn:
                 await conn.execute(
                     "DELETE FROM infra.cache_entries WHERE key_hash = $1 AND key = $2",
                     key_hash(key),
@@ -148,19 +163,19 @@ class Cache:
 
     async def increment(self, key: str, by: int = 1, ttl: float = 86400.0) -> int:
         """Add `by` to an integer entry atomically (a missing or expired one counts as 0)."""
-        async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+        async with acquire(self.pool, ACQUIRE_TIMEOUT) as conn:
             return await conn.fetchval(
                 """
                 INSERT INTO infra.cache_entries AS c (key_hash, key, value, byte_size, expires_at)
-                VALUES ($1, $2, to_jsonb($3::bigint), 20, now() + make_interval(secs => $4))
+                VALUES ($1, $2, $3::bigint::text, 20, now() + make_interval(secs => $4))
                 ON CONFLICT (key_hash) DO UPDATE SET
                     value = CASE
                         WHEN c.key = excluded.key AND c.expires_at > now()
-                             AND jsonb_typeof(c.value) = 'number'
-                        THEN to_jsonb(c.value::text::bigint + $3::bigint)
+                             AND c.value ~ '^-?[0-9]{1,18}$'
+                        THEN (c.value::bigint + $3::bigint)::text
                         ELSE excluded.value END,
                     key = excluded.key, expires_at = excluded.expires_at, created_at = now()
-                RETURNING value::text::bigint
+                RETURNING value::bigint
                 """,
                 key_hash(key),
                 key,

@@ -40,24 +40,45 @@ class Verdict:
         return max(int((check.period - used) / check.inverse), 0)
 
 
+_DECIDE = """
+    ON CONFLICT (key) DO UPDATE
+        SET tat = greatest(r.tat, now()) + (excluded.tat - now()), period = excluded.period
+        WHERE greatest(r.tat, now()) + (excluded.tat - now()) - now() <= excluded.period
+    RETURNING r.key, r.tat, now() AS now
+"""
+
+_ADMIT_ONE = (
+    """
+    INSERT INTO infra.rate_limits AS r (key, tat, period)
+    VALUES ($1, now() + make_interval(secs => $2), make_interval(secs => $3))
+"""
+    + _DECIDE
+)
+
+_ADMIT_MANY = (
+    """
+    INSERT INTO infra.rate_limits AS r (key, tat, period)
+    SELECT c.key, now() + make_interval(secs => c.inverse), make_interval(secs => c.period)
+    FROM unnest($1::text[], $2::float8[], $3::float8[]) AS c (key, inverse, period)
+    ORDER BY c.key
+"""
+    + _DECIDE
+)
+
+
 async def admit(conn: asyncpg.Connection, checks: list[Check]) -> list[Verdict]:
     """Admit or refuse each check atomically; a refused check changes nothing."""
     checks = sorted(checks, key=lambda c: c.key)
-    rows = await conn.fetch(
-        """
-        INSERT INTO infra.rate_limits AS r (key, tat, period)
-        SELECT c.key, now() + make_interval(secs => c.inverse), make_interval(secs => c.period)
-        FROM unnest($1::text[], $2::float8[], $3::float8[]) AS c (key, inverse, period)
-        ORDER BY c.key
-        ON CONFLICT (key) DO UPDATE
-            SET tat = greatest(r.tat, now()) + (excluded.tat - now()), period = excluded.period
-            WHERE greatest(r.tat, now()) + (excluded.tat - now()) - now() <= excluded.period
-        RETURNING r.key, r.tat, now() AS now
-        """,
-        [c.key for c in checks],
-        [c.inverse for c in checks],
-        [c.period for c in checks],
-    )
+    if len(checks) == 1:  # most requests: the same statement without arrays
+        [check] = checks
+        rows = await conn.fetch(_ADMIT_ONE, check.key, check.inverse, check.period)
+    else:
+        rows = await conn.fetch(
+            _ADMIT_MANY,
+            [c.key for c in checks],
+            [c.inverse for c in checks],
+            [c.period for c in checks],
+        )
     admitted = {row["key"]: Verdict(row["key"], True, row["tat"], row["now"]) for row in rows}
     refused = [c.key for c in checks if c.key not in admitted]
     if refused:

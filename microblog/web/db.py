@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from quart import current_app
 
-from microblog.db.pools import Pools
+from microblog.db.pools import Pools, acquire
 from microblog.jobs.queue import enqueue
 from microblog.jobs.registry import JobKind
 
@@ -32,7 +32,7 @@ def pools() -> Pools:
 @asynccontextmanager
 async def connection() -> AsyncIterator[asyncpg.Connection]:
     """A connection for reads; each statement commits on its own."""
-    async with pools().primary.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+    async with acquire(pools().primary, ACQUIRE_TIMEOUT) as conn:
         yield conn
 
 
@@ -42,7 +42,7 @@ async def transaction() -> AsyncIterator[asyncpg.Connection]:
     jobs: list[tuple[JobKind, dict[str, Any]]] = []
     token = _after_commit.set(jobs)
     try:
-        async with pools().primary.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+        async with acquire(pools().primary, ACQUIRE_TIMEOUT) as conn, conn.transaction():
             yield conn
     finally:
         _after_commit.reset(token)
@@ -68,7 +68,7 @@ async def enqueue_job(conn: asyncpg.Connection, kind: JobKind, args: dict[str, A
 
 async def _enqueue_after_commit(jobs: list[tuple[JobKind, dict[str, Any]]]) -> None:
     try:
-        async with pools().queue.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+        async with acquire(pools().queue, ACQUIRE_TIMEOUT) as conn, conn.transaction():
             for kind, args in jobs:
                 await enqueue(conn, kind, args)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):

@@ -27,6 +27,7 @@ import asyncpg
 from quart import Quart, Response, current_app, g, request
 from quart_rate_limiter import RateLimit, RateLimiter, RateLimitExceeded
 
+from microblog.db.pools import acquire
 from microblog.ratelimit.rules import DEFAULTS, Rule
 from microblog.ratelimit.store import Check, Verdict, admit
 
@@ -110,7 +111,7 @@ class SharedRateLimiter(RateLimiter):
         if not checks:
             return
         try:
-            async with current_app.extensions["pools"].cache.acquire(timeout=1.0) as conn:
+            async with acquire(current_app.extensions["pools"].cache, 1.0) as conn:
                 verdicts = await admit(conn, checks)
         except _OUTAGE as error:
             # Without the shared counters, refusing everyone would turn a cache outage into a
