@@ -1,0 +1,152 @@
+"""Cache and rate-limit benchmark: our operations beside a bare round trip on the same pool.
+
+    .venv/bin/python bench/cache.py [--quick] [--database-url URL] [--write docs/benchmarks.md]
+
+Part 1, in one process on one pool: `SELECT 1` through the pool (the floor: one round trip),
+a cache get that hits, a cache set, and a rate-limit check (one admitted GCRA step), one after
+another, in interleaved rounds so that drift hits them all alike.
+
+Part 2: the public timeline for anonymous visitors, one instance with the cache on and one
+with it off, side by side on the same seeded database, measured with wrk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import scale
+
+from microblog.cache.store import Cache
+from microblog.db.pools import open_pool
+from microblog.ratelimit.store import Check, admit
+
+SECTION = "## Cache and rate limits"
+CARD = "<article>" + "x" * 1200 + "</article>"  # about the size of a cached post card
+
+
+async def _timed(operation: Callable[[], Awaitable[object]], count: int) -> float:
+    """Microseconds per operation, over `count` operations in a row."""
+    started = time.perf_counter()
+    for _ in range(count):
+        await operation()
+    return (time.perf_counter() - started) / count * 1e6
+
+
+async def micro(database_url: str, count: int, rounds: int) -> dict[str, float]:
+    async with open_pool(database_url, size=1, application_name="cache bench") as pool:
+        return await _micro(pool, count, rounds)
+
+
+async def _micro(pool: asyncpg.Pool, count: int, rounds: int) -> dict[str, float]:
+    """On a pool opened the way the app opens its pools."""
+    cache = Cache(pool)
+    await cache.set("bench:hit", CARD, ttl=3600)
+    check = Check("bench:rate", inverse=1e-9, period=3600.0)  # always admitted: a full step
+
+    async def floor() -> None:
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def rate_limit() -> None:
+        async with pool.acquire() as conn:
+            await admit(conn, [check])
+
+    operations = {
+        "SELECT 1 through the pool (floor)": floor,
+        "cache get (hit, 1.2 kB)": lambda: cache.get("bench:hit"),
+        "cache set (1.2 kB)": lambda: cache.set("bench:set", CARD, ttl=3600),
+        "rate-limit check (admitted)": rate_limit,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in operations}
+    for operation in operations.values():  # warm the statement caches
+        await _timed(operation, 200)
+    for _ in range(rounds):
+        for name, operation in operations.items():
+            samples[name].append(await _timed(operation, count))
+    assert cache.stats.errors == 0, cache.stats
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def public_timeline(database_url: str, sizes: scale.Sizes, started: list) -> dict[str, dict]:
+    results = {}
+    servers = {}
+    for switch in ("on", "off"):
+        os.environ["CACHE"] = switch
+        servers[switch] = scale.start_servers(started, "microblog", 1, database_url)[0]
+    os.environ.pop("CACHE")
+    for switch, server in servers.items():
+        scale.log(f"public timeline, cache {switch} ...")
+        parts = {"app": [server.popen.pid]}
+        results[switch] = scale.measure(f"{server.url}/public", sizes, None, parts)
+    return results
+
+
+def report(micro_results: dict[str, float], timeline: dict[str, dict], sizes, command) -> str:
+    floor = micro_results["SELECT 1 through the pool (floor)"]
+    lines = [
+        SECTION,
+        f"`{command}` on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}.",
+        "| operation | µs each | per second | / floor | target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, micros in micro_results.items():
+        ratio = micros / floor
+        target = "" if "floor" in name else ("≤ 1.5 ✓" if ratio <= 1.5 else "≤ 1.5 ✗")
+        lines.append(f"| {name} | {micros:,.0f} | {1e6 / micros:,.0f} | {ratio:.2f} | {target} |")
+    on, off = timeline["on"], timeline["off"]
+    lines += [
+        "",
+        f"Public timeline for anonymous visitors, one instance, wrk -t2 -c{sizes.connections} "
+        f"for {sizes.seconds} s on {sizes.users:,} users and {sizes.posts:,} posts:",
+        "",
+        "| cache | req/s | p50 ms | p99 ms | errors | CPU cores: app / wrk |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for switch, result in (("on", on), ("off", off)):
+        lines.append(
+            f"| {switch} | {result['requests_per_second']:,.0f} | {result['p50_ms']:.1f} | "
+            f"{result['p99_ms']:.1f} | {result['errors']} | "
+            f"{result['cpu']['app']:.2f} / {result['cpu']['wrk']:.2f} |"
+        )
+    ratio = on["requests_per_second"] / off["requests_per_second"]
+    lines += ["", f"Cache on / cache off: **{ratio:.2f}x**."]
+    return "\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
+    parser.add_argument("--write", type=Path, help="record the results in this markdown file")
+    args = parser.parse_args()
+    sizes = scale.QUICK if args.quick else scale.FULL
+    count, rounds = (500, 3) if args.quick else (5_000, 5)
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    with tempfile.TemporaryDirectory(prefix="cachebench-") as tmp, scale.processes() as started:
+        scratch = Path(tmp)
+        server_url = args.database_url or scale.embedded_database(started, scratch / "pg")
+        database_url = scale.prepare(server_url, sizes)
+        scale.log("cache and rate-limit operations ...")
+        micro_results = asyncio.run(micro(database_url, count, rounds))
+        timeline = public_timeline(database_url, sizes, started)
+    command = "python bench/cache.py" + (" --quick" if args.quick else "")
+    text = report(micro_results, timeline, sizes, command)
+    print(text)
+    if args.write:
+        scale.write_section(args.write, text, SECTION)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
