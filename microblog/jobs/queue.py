@@ -129,43 +129,12 @@ def _claimed(rows: list[asyncpg.Record]) -> list[ClaimedJob]:
     ]
 
 
-_CLAIMED_COLUMNS = (
-    "j.id, j.queue, j.kind, j.args::text, j.priority, j.run_at, j.attempts, j.max_attempts"
-)
-
-
-def _claim_statement(kinds: str, first: str = "") -> str:
-    """An UPDATE that claims for process $1 up to $3 due jobs of the queues $2 (empty: all)
-    whose kind satisfies `kinds` (about $4), after the data-modifying CTE `first`, if any.
-
-    Jobs are taken highest priority first, then by due time; SKIP LOCKED lets any number of
-    workers claim at once without waiting for each other.
-    """
-    return f"""
-        WITH {first}next AS (
-            SELECT id FROM infra.jobs
-            WHERE state = 'pending' AND run_at <= now()
-              AND (cardinality($2::text[]) = 0 OR queue = ANY($2::text[]))
-              AND {kinds}
-            ORDER BY priority DESC, run_at, id
-            LIMIT $3
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE infra.jobs j
-        SET state = 'running', locked_by = $1, attempts = j.attempts + 1, started_at = now()
-        FROM next WHERE j.id = next.id
-        RETURNING {_CLAIMED_COLUMNS}
-    """
-
-
-_FINISH_AND_CLAIM = _claim_statement(
-    "kind <> ALL($4::text[])",
-    first="""finished AS (
-            UPDATE infra.jobs SET state = 'finished', finished_at = now(), locked_by = NULL
-            WHERE id = ANY($5::bigint[]) AND locked_by = $1 AND state = 'running'
-        ), """,
-)
-_CLAIM_KIND = _claim_statement("kind = $4")
+# infra.claim_jobs (queue migration 0002) takes the jobs, highest priority first, then by due
+# time; SKIP LOCKED lets any number of workers claim at once without waiting for each other.
+_CLAIM = """
+    SELECT id, queue, kind, args::text AS args, priority, run_at, attempts, max_attempts
+    FROM infra.claim_jobs($1, $2, $3, $4, $5, $6)
+"""
 
 
 async def finish_and_claim(
@@ -177,9 +146,7 @@ async def finish_and_claim(
     skip_kinds: list[str],
 ) -> list[ClaimedJob]:
     """Mark `finished` done and claim up to `limit` due jobs of other kinds, in one statement."""
-    rows = await conn.fetch(
-        _FINISH_AND_CLAIM, process_id, list(queues), limit, skip_kinds, finished
-    )
+    rows = await conn.fetch(_CLAIM, process_id, list(queues), limit, skip_kinds, None, finished)
     return _claimed(rows)
 
 
@@ -217,7 +184,7 @@ async def claim_limited(
         free = min(concurrency - running, limit)
         if free <= 0:
             return []
-        rows = await conn.fetch(_CLAIM_KIND, process_id, list(queues), free, kind)
+        rows = await conn.fetch(_CLAIM, process_id, list(queues), free, [], kind, [])
     return _claimed(rows)
 
 
