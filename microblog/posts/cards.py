@@ -34,7 +34,8 @@ def _key(
 ) -> str:
     shown = "\x1f".join(
         map(str, (
-            post.id, post.author_username, post.author_display_name, post.body, post.in_reply_to,
+            post.id, post.author_username, post.author_display_name, post.author_avatar,
+            post.body, post.in_reply_to,
             post.reply_count, post.like_count, post.created_at.timestamp(), shown_time,
             viewer is not None, post.liked, viewer is not None and viewer.id == post.author_id,
             variant, sorted(linked),

@@ -17,6 +17,7 @@ class PostView:
     author_id: int
     author_username: str
     author_display_name: str
+    author_avatar: str | None  # the picture's digest, if the author has one
     body: str
     in_reply_to: int | None
     reply_count: int
@@ -33,7 +34,8 @@ class PostView:
 # Every query that returns PostView selects these, with the viewer's id (or NULL) as $1.
 VIEW_COLUMNS = """
     p.id, p.author_id, u.username AS author_username, u.display_name AS author_display_name,
-    p.body, p.in_reply_to, p.reply_count, p.like_count, p.created_at,
+    u.avatar_digest AS author_avatar, p.body, p.in_reply_to, p.reply_count, p.like_count,
+    p.created_at,
     EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) AS liked
 """
 

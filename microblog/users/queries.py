@@ -19,6 +19,7 @@ class User:
     follower_count: int
     following_count: int
     unread_notifications: int
+    avatar_digest: str | None
     created_at: datetime
 
     @property
@@ -28,7 +29,7 @@ class User:
 
 COLUMNS = (
     "id, username, display_name, bio, session_epoch, post_count, follower_count, "
-    "following_count, unread_notifications, created_at"
+    "following_count, unread_notifications, avatar_digest, created_at"
 )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from quart import Blueprint, Response, redirect, request
 from quart_rate_limiter import rate_limit
 
+from microblog.avatars import queries as avatars
+from microblog.avatars.images import digest, image_type, problem
+from microblog.avatars.queries import set_avatar
 from microblog.timelines import public_cache
 from microblog.users import queries
 from microblog.users.forms import USERNAME, Credentials, PasswordChange, Profile
@@ -70,16 +73,23 @@ async def logout() -> Response:
     return redirect("/", 303)
 
 
+async def _settings_page(status: int = 200, **forms: object) -> Response:
+    """The settings page, with the forms not given filled from the current user."""
+    user = current_user()
+    forms.setdefault("profile", Profile(display_name=user.display_name, bio=user.bio))
+    forms.setdefault("change", PasswordChange("", ""))
+    return await html("settings.html", status, **forms)
+
+
 @blueprint.route("/settings", methods=["GET", "POST"])
 @login_required
 async def settings() -> Response:
     user = current_user()
     if request.method == "GET":
-        profile = Profile(display_name=user.display_name, bio=user.bio)
-        return await html("settings.html", profile=profile, change=PasswordChange("", ""))
+        return await _settings_page()
     profile = Profile.parse(await request.form)
     if profile.errors:
-        return await html("settings.html", 422, profile=profile, change=PasswordChange("", ""))
+        return await _settings_page(422, profile=profile)
     async with transaction() as conn:
         await queries.update_profile(conn, user.id, profile.display_name, profile.bio)
     await public_cache.changed()  # the author's name shows on their posts
@@ -91,16 +101,38 @@ async def settings() -> Response:
 async def change_password() -> Response:
     user = current_user()
     change = PasswordChange.parse(await request.form)
-    profile = Profile(display_name=user.display_name, bio=user.bio)
     if not change.errors:
         async with connection() as conn:
             current_hash = await queries.password_hash_by_id(conn, user.id)
         if not await verify_password(current_hash, change.current):
             change.errors["current_password"] = "That is not your current password."
     if change.errors:
-        return await html("settings.html", 422, profile=profile, change=change)
+        return await _settings_page(422, change=change)
     new_hash = await hash_password(change.new)
     async with transaction() as conn:
         updated = await queries.set_password(conn, user.id, new_hash)
     refresh_epoch(updated)
     return redirect("/settings?saved=password", 303)
+
+
+@blueprint.route("/settings/avatar", methods=["POST"])
+@login_required
+async def upload_avatar() -> Response:
+    user = current_user()
+    upload = (await request.files).get("avatar")
+    data = upload.read() if upload else b""
+    if message := problem(data):
+        return await _settings_page(422, avatar_error=message)
+    async with transaction() as conn:
+        await set_avatar(conn, user.id, image_type(data), data, digest(data))
+    await public_cache.changed()  # the picture shows on the author's posts
+    return redirect("/settings?saved=avatar", 303)
+
+
+@blueprint.route("/settings/avatar/delete", methods=["POST"])
+@login_required
+async def remove_avatar() -> Response:
+    async with transaction() as conn:
+        await avatars.remove_avatar(conn, current_user().id)
+    await public_cache.changed()
+    return redirect("/settings?saved=avatar-removed", 303)

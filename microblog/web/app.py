@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from quart import Quart
 
+from microblog.avatars.routes import blueprint as avatars_blueprint
 from microblog.cache.store import Cache
 from microblog.config import Settings
 from microblog.db.pools import Pools
@@ -82,6 +83,7 @@ def create_app(
         posts_blueprint,
         follows_blueprint,
         notifications_blueprint,
+        avatars_blueprint,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)

@@ -52,7 +52,7 @@ def development_secret(data_dir: Path) -> str:
 
 
 # Health checks and static files never need to know who is asking: no query for them.
-ANONYMOUS_BLUEPRINTS = frozenset({"health", "static_files"})
+ANONYMOUS_BLUEPRINTS = frozenset({"health", "static_files", "avatars"})
 
 
 async def load_current_user() -> None:
