@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import signal
 import time
 from pathlib import Path
@@ -120,3 +121,53 @@ def test_a_recurring_job_runs_once_per_slot_across_three_workers(
     assert steps == {1.0}, "a slot was skipped"
     for run in runs[:-1]:  # the last slot's job may still have been waiting at the stop
         assert (run["attempts"], run["state"]) == (1, "finished"), run
+
+
+async def _fail_a_job(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        [job_id] = await enqueue_many(conn, ping, [{}])
+        await conn.execute(
+            """
+            UPDATE infra.jobs SET state = 'failed', attempts = 5, finished_at = now(),
+                last_error = 'RuntimeError: it broke' || E'\\n\\nTraceback ...'
+            WHERE id = $1
+            """,
+            job_id,
+        )
+    finally:
+        await conn.close()
+    return job_id
+
+
+def test_the_jobs_commands_show_retry_and_discard(
+    fresh_database: str, launcher: Launcher, pyz, workdir: Path
+):
+    env = pyz.env(DATABASE_URL=fresh_database)
+    assert launcher.run(["migrate"], cwd=workdir, env=env).returncode == 0
+    job_id = asyncio.run(_fail_a_job(fresh_database))
+
+    stats = launcher.run(["jobs", "stats"], cwd=workdir, env=env)
+    assert stats.returncode == 0
+    assert re.search(r"^default\s+failed\s+1\b", stats.stdout, re.MULTILINE), stats.stdout
+
+    failed = launcher.run(["jobs", "failed"], cwd=workdir, env=env)
+    assert f"{job_id}\tdefault\tjobs.ping\tattempts=5\tRuntimeError: it broke" in failed.stdout
+
+    refused = launcher.run(["jobs", "retry"], cwd=workdir, env=env)
+    assert refused.returncode == 2
+    assert "give a job ID or --all" in refused.stderr
+
+    retried = launcher.run(["jobs", "retry", str(job_id)], cwd=workdir, env=env)
+    assert (retried.returncode, retried.stdout.strip()) == (0, "retried 1 job")
+    state = "SELECT state || ':' || attempts FROM infra.jobs WHERE id = $1"
+    assert _value(fresh_database, state, job_id) == "pending:0"
+
+    not_failed = launcher.run(["jobs", "retry", str(job_id)], cwd=workdir, env=env)
+    assert not_failed.returncode == 1
+
+    discarded = launcher.run(["jobs", "discard", str(job_id)], cwd=workdir, env=env)
+    assert (discarded.returncode, discarded.stdout.strip()) == (0, f"discarded job {job_id}")
+    assert _value(fresh_database, state, job_id) == "discarded:0"
+    gone = launcher.run(["jobs", "discard", str(job_id)], cwd=workdir, env=env)
+    assert gone.returncode == 1
