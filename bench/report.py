@@ -18,15 +18,12 @@ TARGET_P99_MS = 25.0
 QUIET_CORES = 0.15  # bench/jobs.py measures a drain again when others used more than this
 # Why the benchmark has two microblog rows: the plan of the claim statement.
 PLAN_NOTE = (
-    "- The claim statement's plan sets microblog's drain rate. Planned for a table whose "
-    "statistics say it is nearly empty, `finish_and_claim` can read every pending row through "
+    "- The claim's plan sets microblog's drain rate. Planned for a table whose statistics say "
+    "it is nearly empty, as here, a plain claim statement can read every pending row through "
     "a bitmap scan of `jobs_pending_idx` and sort them all to take 100, so each claim costs "
-    "more the bigger the backlog: about half the rate above. The plan that walks the index in "
-    "order and stops after 100 is the fast one. microblog's pools set "
-    "plan_cache_mode=force_generic_plan, so each connection keeps the plan made at its first "
-    "execution, on the still empty queue here: the worker hit 1 s after it started drains as "
-    "fast as the one that idled. A worker that starts while a backlog waits in a table not yet "
-    "analyzed may keep the slow plan until autovacuum's ANALYZE replaces it."
+    "more the bigger the backlog (about half the rate above). microblog claims through "
+    "`infra.claim_jobs()`, which plans without sequential and bitmap scans: the ordered index "
+    "scan that stops after 100 is its only plan, whatever the statistics say."
 )
 INTRO = """# Benchmarks
 
