@@ -10,7 +10,6 @@ check several keys cannot deadlock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
@@ -26,25 +25,22 @@ class Check:
 class Verdict:
     key: str
     admitted: bool
-    tat: datetime
-    now: datetime
+    ahead: float  # seconds from now to the key's theoretical arrival time (0 or more)
 
     def retry_after(self, check: Check) -> float:
         """Seconds until this key admits another request."""
-        wait = (self.tat - self.now).total_seconds() - (check.period - check.inverse)
-        return max(wait, 0.0)
+        return max(self.ahead - (check.period - check.inverse), 0.0)
 
     def remaining(self, check: Check) -> int:
         """Requests still admitted right now."""
-        used = max((self.tat - self.now).total_seconds(), 0.0)
-        return max(int((check.period - used) / check.inverse), 0)
+        return max(int((check.period - self.ahead) / check.inverse), 0)
 
 
 _DECIDE = """
     ON CONFLICT (key) DO UPDATE
         SET tat = greatest(r.tat, now()) + (excluded.tat - now()), period = excluded.period
         WHERE greatest(r.tat, now()) + (excluded.tat - now()) - now() <= excluded.period
-    RETURNING r.key, r.tat, now() AS now
+    RETURNING r.key, greatest(extract(epoch FROM r.tat - now()), 0)::float8 AS ahead
 """
 
 _ADMIT_ONE = (
@@ -79,15 +75,18 @@ async def admit(conn: asyncpg.Connection, checks: list[Check]) -> list[Verdict]:
             [c.inverse for c in checks],
             [c.period for c in checks],
         )
-    admitted = {row["key"]: Verdict(row["key"], True, row["tat"], row["now"]) for row in rows}
+    admitted = {row["key"]: Verdict(row["key"], True, row["ahead"]) for row in rows}
     refused = [c.key for c in checks if c.key not in admitted]
     if refused:
         rows = await conn.fetch(
-            "SELECT key, tat, now() AS now FROM infra.rate_limits WHERE key = ANY($1::text[])",
+            """
+            SELECT key, greatest(extract(epoch FROM tat - now()), 0)::float8 AS ahead
+            FROM infra.rate_limits WHERE key = ANY($1::text[])
+            """,
             refused,
         )
         for row in rows:
-            admitted[row["key"]] = Verdict(row["key"], False, row["tat"], row["now"])
+            admitted[row["key"]] = Verdict(row["key"], False, row["ahead"])
     return [admitted[c.key] for c in checks if c.key in admitted]
 
 

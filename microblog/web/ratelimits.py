@@ -130,8 +130,7 @@ class SharedRateLimiter(RateLimiter):
             verdict, check = min(_paired(verdicts, checks), key=lambda vc: vc[0].remaining(vc[1]))
             response.headers["RateLimit-Limit"] = str(round(check.period / check.inverse))
             response.headers["RateLimit-Remaining"] = str(verdict.remaining(check))
-            reset = max((verdict.tat - verdict.now).total_seconds(), 0)
-            response.headers["RateLimit-Reset"] = str(ceil(reset))
+            response.headers["RateLimit-Reset"] = str(ceil(verdict.ahead))
         return response
 
 
