@@ -119,12 +119,11 @@ def with_database(url: str, name: str) -> str:
     return f"{scheme}://{rest.split('/', 1)[0]}/{name}{sep}{query}"
 
 
-def prepare(server_url: str, sizes: Sizes) -> str:
+def fresh_database(server_url: str, name: str) -> str:
+    """An empty, migrated database of this name on the server; its URL."""
     import asyncio
 
     import asyncpg
-
-    name = "scalebench"
 
     async def recreate() -> None:
         conn = await asyncpg.connect(with_database(server_url, "postgres"))
@@ -140,11 +139,17 @@ def prepare(server_url: str, sizes: Sizes) -> str:
     subprocess.run(
         [PYTHON, "-m", "microblog", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
     )
+    return url
+
+
+def prepare(server_url: str, sizes: Sizes) -> str:
+    """The benchmark's seeded database; its URL."""
+    url = fresh_database(server_url, "scalebench")
     log(f"seeding {sizes.users} users, {sizes.posts} posts, {sizes.follows} follows ...")
     subprocess.run(
         [PYTHON, "-m", "microblog", "seed", "--users", str(sizes.users), "--posts",
          str(sizes.posts), "--follows", str(sizes.follows), "--progress"],
-        env=env, check=True, stdout=subprocess.DEVNULL,
+        env={**os.environ, "DATABASE_URL": url}, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     return url
 
@@ -285,6 +290,27 @@ def measure(url: str, sizes: Sizes, cookie: str | None, parts: dict[str, list[in
 
 CONFIGURATIONS = (("direct", 1), ("nginx", 1), ("nginx", 2), ("nginx", 3))
 
+READING = """How to read these numbers:
+
+- Every process here shares the same cores: wrk, nginx, the instances and PostgreSQL. The CPU
+  columns (cores used on average during the run) show where the time went; when they add up to
+  about the number of cores, the machine, not the app, is the limit.
+- One instance is one process with one event loop: it cannot use more than one core, and at
+  full load it uses all of it. Its rate is then one second divided by the app CPU per request
+  (last column), which is where the pages differ.
+- The baseline does the least a page can: one query for 20 rows and a tiny template. The home
+  timeline does what a real page must: it checks the signed session against the user's row (a
+  query: a password change must log other sessions out everywhere), runs the timeline query
+  and one for the @names on the page, takes the 20 post cards from the shared cache in one
+  round trip (rendering only those it lacks), and sends a page several times larger (navigation,
+  a compose form, a CSRF token, like and delete forms on every post), with security headers, a
+  request id and an access log line. That costs a few times the baseline's CPU per request,
+  hence a fraction of its rate.
+- The public timeline for anonymous visitors is cached whole (one version check, one lookup)
+  and runs at about the baseline's rate.
+- A second instance adds a second core's worth; a third adds little or nothing on a 2-core
+  machine, where wrk, nginx and PostgreSQL also need CPU: the CPU columns add up to about 2."""
+
 
 def run_all(sizes: Sizes, database_url: str, postmaster: int | None, started: list,
             scratch: Path) -> tuple[list[Run], int]:  # fmt: skip
@@ -327,14 +353,15 @@ def _rate(runs: list[Run], page: str, target: str, instances: int) -> float:
 def table(runs: list[Run]) -> str:
     lines = [
         "| page | path | instances | req/s | p50 ms | p99 ms | errors | CPU cores: wrk / nginx / "
-        "app / postgres |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "app / postgres | app CPU per request (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in runs:
         cpu = " / ".join(f"{r.cpu.get(k, 0):.2f}" for k in ("wrk", "nginx", "app", "postgres"))
+        per_request = r.cpu.get("app", 0) / r.requests_per_second * 1000
         lines.append(
             f"| {r.page} | {r.target} | {r.instances} | {r.requests_per_second:,.0f} | "
-            f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {cpu} |"
+            f"{r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {cpu} | {per_request:.2f} |"
         )
     return "\n".join(lines)
 
@@ -393,6 +420,7 @@ def main() -> int:
         f"The home timeline is that of a demo account following {following} people.",
         table(runs),
         ratios(runs),
+        READING,
     ])  # fmt: skip
     print(text)
     if args.write:
