@@ -17,6 +17,7 @@ from quart import g, redirect, request, session, url_for
 
 from microblog.config import Settings
 from microblog.users.queries import User, user_by_id
+from microblog.web.csrf import csrf_token
 from microblog.web.db import connection
 from microblog.web.forms import referrer_path
 from microblog.web.htmx import is_htmx
@@ -77,10 +78,12 @@ def current_user() -> User | None:
 
 def log_in(user: User) -> None:
     # A fresh session (and so a fresh CSRF token) on every log-in defeats session fixation.
+    # The token is made now, so the cookie set here is the one every later page accepts as is.
     session.clear()
     session.permanent = True
     session[USER_ID] = user.id
     session[EPOCH] = user.session_epoch
+    csrf_token()
     g.user = user
 
 
