@@ -1,12 +1,17 @@
 """Post cards: the HTML of a post as timelines and threads show it, cached for every viewer it
 looks the same to.
 
-A card's cache key is a digest of everything the card shows: the post's text, counts and
-author, its relative time ("5m"), whether the viewer is logged in, has liked it or wrote it,
-and which of its @mentions name real accounts. Any change to any of these is a new key, so a
-cached card is never stale; old cards simply expire. The hidden fields every form carries
-(the session's CSRF token, the page to come back to) differ per viewer and page: cards hold a
-placeholder for them, filled in when the page is put together.
+A card is known by everything it shows: the post's text, counts and author, its relative time
+("5m"), whether the viewer is logged in, has liked it or wrote it, and which of its @mentions
+name real accounts. Any change to any of these is another card, so a cached card is never
+stale; old cards simply expire. The hidden fields every form carries (the session's CSRF
+token, the page to come back to) differ per viewer and page: cards hold a placeholder for
+them, filled in when the page is put together.
+
+Because a card can never be stale, each process keeps the cards it used lately in memory,
+and no instance needs to hear of another's writes. Only cards missing there are looked up in
+the shared cache (one round trip for the page), and only those missing there too are
+rendered, then shared with every instance.
 """
 
 from __future__ import annotations
@@ -16,32 +21,44 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
+from cachetools import LRUCache
 from markupsafe import Markup
-from quart import current_app
+from quart import Quart, current_app
 
+from microblog.cache.store import Cache
 from microblog.posts.queries import PostView
 from microblog.posts.render import mentions, render_body
 from microblog.users.queries import User, existing_usernames
 from microblog.web.templating import PageForms, page_forms, relative_time
 
 CARD_TTL = 600.0
+# Characters of card HTML each process keeps: some ten thousand cards.
+LOCAL_CARD_CHARACTERS = 16 * 1024 * 1024
 _FORM_FIELDS = "<!--form-fields-->"
 _PLACEHOLDER = PageForms(hidden=Markup("<!--form-fields-->"))
 
+Shown = tuple  # everything a card shows: its identity in both caches
 
-def _key(
+
+def init_cards(app: Quart) -> None:
+    app.extensions["local_cards"] = LRUCache(LOCAL_CARD_CHARACTERS, getsizeof=len)
+
+
+def _shown(
     post: PostView, linked: set[str], viewer: User | None, shown_time: str, variant: str
-) -> str:
-    shown = "\x1f".join(
-        map(str, (
-            post.id, post.author_username, post.author_display_name, post.author_avatar,
-            post.body, post.in_reply_to,
-            post.reply_count, post.like_count, post.created_at.timestamp(), shown_time,
-            viewer is not None, post.liked, viewer is not None and viewer.id == post.author_id,
-            variant, sorted(linked),
-        ))
+) -> Shown:
+    return (
+        post.id, post.author_username, post.author_display_name, post.author_avatar,
+        post.body, post.in_reply_to, post.reply_count, post.like_count,
+        post.created_at.timestamp(), shown_time,
+        viewer is not None, post.liked, viewer is not None and viewer.id == post.author_id,
+        variant, tuple(sorted(linked)),
     )  # fmt: skip
-    return f"post-card:{post.id}:{hashlib.blake2b(shown.encode(), digest_size=16).hexdigest()}"
+
+
+def _shared_key(shown: Shown) -> str:
+    digest = hashlib.blake2b("\x1f".join(map(str, shown)).encode(), digest_size=16).hexdigest()
+    return f"post-card:{shown[0]}:{digest}"
 
 
 async def known_mentions(conn: asyncpg.Connection, posts: list[PostView]) -> set[str]:
@@ -70,24 +87,47 @@ async def render_cards(
         return Markup("")
     now = datetime.now(UTC)
     variant = f"focus={focus},in_thread={in_thread}"
-    keys = [
-        _key(
+    shown = [
+        _shown(
             post, mentions(post.body) & known, viewer, relative_time(post.created_at, now), variant
         )
         for post in posts
     ]
-    settings = current_app.extensions["settings"]
-    cache = current_app.extensions["cache"] if settings.cache_enabled else None
-    cards = await cache.get_many(keys) if cache else {}
-    missing = {}
-    card = current_app.extensions["templates"].get_template("post_macros.html").module.post_card
-    for key, post in zip(keys, posts, strict=True):
-        if key not in cards:
-            shown = replace(post, body_html=render_body(post.body, known))
-            html = str(card(shown, viewer, _PLACEHOLDER, focus=focus, in_thread=in_thread))
-            cards[key] = missing[key] = html
-    if cache:
-        await cache.set_many(missing, CARD_TTL)
-    page = "".join(cards[key] for key in keys)
-    # Our own escaped HTML, from the cache or just rendered, with this page's form fields.
+    caching = current_app.extensions["settings"].cache_enabled
+    cache = current_app.extensions["cache"] if caching else None
+    local = current_app.extensions["local_cards"] if caching else {}
+    cards = {key: local[key] for key in shown if key in local}
+    lacking = {key: post for key, post in zip(shown, posts, strict=True) if key not in cards}
+    if lacking:
+        found = await _shared_or_rendered(cache, lacking, known, viewer, focus, in_thread)
+        cards.update(found)
+        local.update(found)
+    page = "".join(cards[key] for key in shown)
+    # Our own escaped HTML, from a cache or just rendered, with this page's form fields.
     return Markup(page.replace(_FORM_FIELDS, str(page_forms().hidden)))  # noqa: S704
+
+
+async def _shared_or_rendered(
+    cache: Cache | None,
+    lacking: dict[Shown, PostView],
+    known: set[str],
+    viewer: User | None,
+    focus: bool,
+    in_thread: bool,
+) -> dict[Shown, str]:
+    """The cards this process lacks: from the shared cache, or rendered and then shared."""
+    keys = {shown: _shared_key(shown) for shown in lacking}
+    shared = await cache.get_many(keys.values()) if cache else {}
+    card = current_app.extensions["templates"].get_template("post_macros.html").module.post_card
+    found, rendered = {}, {}
+    for shown, post in lacking.items():
+        html = shared.get(keys[shown])
+        if html is None:
+            view = replace(post, body_html=render_body(post.body, known))
+            html = rendered[keys[shown]] = str(
+                card(view, viewer, _PLACEHOLDER, focus=focus, in_thread=in_thread)
+            )
+        found[shown] = html
+    if cache:
+        await cache.set_many(rendered, CARD_TTL)
+    return found

@@ -13,6 +13,7 @@ from microblog.config import Settings
 from microblog.db.pools import Pools
 from microblog.follows.routes import blueprint as follows_blueprint
 from microblog.notifications.routes import blueprint as notifications_blueprint
+from microblog.posts.cards import init_cards
 from microblog.posts.routes import blueprint as posts_blueprint
 from microblog.timelines.routes import blueprint as timelines_blueprint
 from microblog.users.routes import blueprint as users_blueprint
@@ -88,5 +89,6 @@ def create_app(
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     init_templating(app)
+    init_cards(app)
     app.asgi_app = ProxyHeadersMiddleware(app.asgi_app, settings.trusted_proxies)
     return app

@@ -1,0 +1,74 @@
+"""Post cards come from this process's memory, then the shared cache, then the templates."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from microblog.web.app import create_app
+from tests.conftest import Browser, make_post, make_user
+from tests.test_timelines import post_ids
+
+
+async def _posts_two_days_old(db, count: int) -> tuple:
+    """A signed-in author's posts, old enough that their "2d" stays put while the test runs."""
+    alice = await make_user(db, "alice")
+    ids = [await make_post(db, alice, f"post number {n} for @alice") for n in range(count)]
+    await db.execute("UPDATE posts SET created_at = now() - interval '2 days'")
+    return alice, ids
+
+
+async def test_a_page_seen_again_takes_its_cards_from_memory_without_a_cache_query(
+    app, browser, db
+):
+    alice, ids = await _posts_two_days_old(db, 3)
+    await browser.sign_in(alice)
+    stats = app.extensions["cache"].stats
+
+    first = await browser.text("/")
+    assert (stats.hits, stats.misses, stats.writes) == (0, 3, 3)  # rendered and shared
+    again = await browser.text("/")
+    assert again == first
+    assert (stats.hits, stats.misses, stats.writes) == (0, 3, 3)  # not even looked up
+
+    app.extensions["local_cards"].clear()  # as in another instance, or after eviction
+    assert await browser.text("/") == first
+    assert (stats.hits, stats.misses, stats.writes) == (3, 3, 3)  # from the shared cache
+    assert post_ids(first) == ids[::-1]
+
+
+async def test_a_changed_post_is_a_new_card_on_the_next_view(app, browser, db):
+    alice, (post_id,) = await _posts_two_days_old(db, 1)
+    await browser.sign_in(alice)
+    assert "Like (0 likes)" in await browser.text("/")
+    await db.execute("UPDATE posts SET like_count = 7 WHERE id = $1", post_id)
+    assert "Like (7 likes)" in await browser.text("/")
+    await db.execute("UPDATE users SET display_name = 'Alice A.' WHERE id = $1", alice.id)
+    assert '<span class="name">Alice A.</span>' in await browser.text("/")
+
+
+async def test_each_viewer_gets_their_own_form_fields_in_shared_cards(app, make_browser, db):
+    alice, _ = await _posts_two_days_old(db, 2)
+    bob = await make_user(db, "bob")
+    pages = []
+    for user in (alice, bob, alice):
+        viewer = make_browser()
+        await viewer.sign_in(user)
+        pages.append((await viewer.text("/public"), await viewer.csrf_token()))
+    for page, token in pages:
+        assert page.count(f'name="csrf_token" value="{token}"') >= 2  # a like form per card
+        assert "<!--form-fields-->" not in page
+    assert pages[0][0].count("Delete this post?") == 2  # alice may delete her own posts
+    assert "Delete this post?" not in pages[1][0]  # bob may not
+    assert pages[2][0].count("Delete this post?") == 2
+
+
+async def test_with_the_cache_off_every_card_is_rendered_and_nothing_is_kept(settings, pools, db):
+    alice, _ = await _posts_two_days_old(db, 2)
+    app = create_app(replace(settings, cache_enabled=False), pools, instance_name="no-cache")
+    async with app.test_app():
+        browser = Browser(app.test_client())
+        await browser.sign_in(alice)
+        assert await browser.text("/") == await browser.text("/")
+        stats = app.extensions["cache"].stats
+        assert (stats.hits, stats.misses, stats.writes) == (0, 0, 0)
+        assert len(app.extensions["local_cards"]) == 0
