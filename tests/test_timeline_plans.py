@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 
 import asyncpg
 import pytest
@@ -144,10 +145,11 @@ async def test_timeline_query_reads_no_more_posts_than_a_page_needs(seeded, name
 
 @pytest.mark.parametrize("plan_mode", ["force_custom_plan", "force_generic_plan"])
 async def test_the_home_timeline_function_reads_each_author_through_the_index(seeded, plan_mode):
-    """home_timeline_ids hides its plan from EXPLAIN: explain its body, with its settings."""
-    body, settings = await seeded.fetchrow(
+    """home_timeline_ids hides its plan from EXPLAIN: explain its query, with its settings."""
+    source, settings = await seeded.fetchrow(
         "SELECT prosrc, proconfig FROM pg_proc WHERE proname = 'home_timeline_ids'"
     )
+    body = re.fullmatch(r"\s*BEGIN\s+RETURN QUERY\s+(.+?);\s*END\s*", source, re.DOTALL)[1]
     async with seeded.transaction():
         for setting in settings:
             name, value = setting.split("=", 1)

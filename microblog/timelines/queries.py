@@ -9,8 +9,8 @@ import asyncpg
 from microblog.db.keyset import below
 from microblog.posts.queries import VIEW_COLUMNS, PostView, post_views
 
-# The user's own posts and those of everyone they follow: home_timeline_ids (migration 0005)
-# picks the page's ids from the (author_id, id) index; only those posts are read and joined.
+# The user's own posts and those of everyone they follow: home_timeline_ids (migrations 0005 and
+# 0007) picks the page's ids from the (author_id, id) index; only those posts are read and joined.
 HOME = f"""
     SELECT {VIEW_COLUMNS}
     FROM home_timeline_ids($1, $2, $3) AS page (id)
