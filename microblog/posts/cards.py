@@ -96,7 +96,7 @@ async def render_cards(
     caching = current_app.extensions["settings"].cache_enabled
     cache = current_app.extensions["cache"] if caching else None
     local = current_app.extensions["local_cards"] if caching else {}
-    cards = {key: local[key] for key in shown if key in local}
+    cards = {key: html for key in shown if (html := local.get(key)) is not None}
     lacking = {key: post for key, post in zip(shown, posts, strict=True) if key not in cards}
     if lacking:
         found = await _shared_or_rendered(cache, lacking, known, viewer, focus, in_thread)
