@@ -12,7 +12,6 @@ with it off, side by side on the same seeded database, measured with wrk.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import shutil
@@ -135,12 +134,7 @@ def report(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small smoke run")
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
-    parser.add_argument("--write", type=Path, help="record the results in this markdown file")
-    args = parser.parse_args()
-    sizes = scale.QUICK if args.quick else scale.FULL
+    args, sizes = scale.arguments(__doc__.splitlines()[0])
     count, rounds = (500, 3) if args.quick else (2_000, 15)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")

@@ -419,13 +419,18 @@ def write_section(path: Path, text: str, section: str = SECTION) -> None:
     path.write_text(current)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str) -> tuple[argparse.Namespace, Sizes]:
+    """The options every benchmark on the seeded data set takes, and the sizes they choose."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument("--write", type=Path, help="record the results in this markdown file")
     args = parser.parse_args()
-    sizes = QUICK if args.quick else FULL
+    return args, QUICK if args.quick else FULL
+
+
+def main() -> int:
+    args, sizes = arguments(__doc__.splitlines()[0])
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
             raise SystemExit(f"{tool} is needed: apt-get install {tool}")
