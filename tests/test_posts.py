@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 
 import pytest
 
+from microblog.posts.queries import VIEW_COLUMNS, PostView
 from microblog.posts.routes import REPLIES_PER_PAGE
 from tests.conftest import make_post, make_user
 
@@ -288,3 +290,18 @@ async def test_post_through_htmx_answers_a_fragment_for_the_new_post_or_the_erro
     assert 'id="compose"' in html
     assert "this one has 501" in html
     assert await db.fetchval("SELECT count(*) FROM posts") == 2
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+async def test_post_view_columns_are_the_post_view_fields_in_order(db, alice):
+    """Rows fill PostView by position, so the columns must be its fields, in its order."""
+    await make_post(db, alice, "hello")
+    row = await db.fetchrow(
+        f"SELECT {VIEW_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id", alice.id
+    )
+    filled = [field.name for field in fields(PostView) if field.name != "body_html"]
+    assert list(row.keys()) == filled
+    view = PostView(*row)
+    assert (view.author_username, view.body, view.liked) == ("alice", "hello", False)
