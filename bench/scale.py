@@ -312,8 +312,8 @@ READING = """How to read these numbers:
 - A second instance can only use the cores the one-instance run left idle. The last column
   estimates the most it could add: the number of cores divided by the cores the one-instance
   run used (its CPU columns added up), as if every request kept costing what it cost there.
-  With two instances, PostgreSQL, nginx and wrk on two cores, a home page costs about a tenth
-  more app CPU than with one, so it falls short of its estimate; the lighter pages land near
+  With two instances, PostgreSQL, nginx and wrk on two cores, a home page costs 10-20% more
+  app CPU than with one, so it falls short of its estimate; the lighter pages land near
   theirs. The busier one instance keeps PostgreSQL, the lower the estimate. On a machine with
   more cores than one instance's run needs, instances add up to their own core each."""
 
