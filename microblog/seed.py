@@ -20,7 +20,7 @@ from itertools import accumulate
 import asyncpg
 from tqdm import tqdm
 
-from microblog.posts.render import hashtags
+from microblog.posts.render import hashtags, mentions
 from microblog.users.passwords import hash_password
 
 DEMO_PASSWORD = "demo password"
@@ -169,11 +169,13 @@ async def seed(conn: asyncpg.Connection, plan: SeedPlan, *, progress: bool = Tru
             columns=["username", "password_hash"],
         )
         rows = await conn.fetch(
-            "SELECT id FROM users WHERE username = ANY($1::text[]) ORDER BY id", usernames
+            "SELECT id, username FROM users WHERE username = ANY($1::text[]) ORDER BY id",
+            usernames,
         )
         user_ids = [row["id"] for row in rows]
+        accounts = {row["username"].lower(): row["id"] for row in rows}
         bar.update(plan.users)
-        await _insert_posts(conn, plan, user_ids, usernames, bar)
+        await _insert_posts(conn, plan, user_ids, usernames, accounts, bar)
         await conn.copy_records_to_table(
             "follows",
             records=sorted(_follow_rows(plan, user_ids)),
@@ -187,9 +189,10 @@ async def seed(conn: asyncpg.Connection, plan: SeedPlan, *, progress: bool = Tru
     await conn.execute("VACUUM (ANALYZE)")
 
 
-async def _insert_posts(conn, plan, user_ids, usernames, bar) -> None:
+async def _insert_posts(conn, plan, user_ids, usernames, accounts, bar) -> None:
     """COPY into a scratch table, then one INSERT: post ids are chosen here, so that replies
-    can point at earlier posts, and posts.id only takes explicit values that way."""
+    can point at earlier posts, and posts.id only takes explicit values that way. Tags and
+    mentions are found as when a post is written (`accounts`: user ids by lower-cased name)."""
     await conn.execute(
         """
         CREATE TEMP TABLE seed_posts (
@@ -200,9 +203,13 @@ async def _insert_posts(conn, plan, user_ids, usernames, bar) -> None:
     first_post = await conn.fetchval("SELECT coalesce(max(id), 0) + 1 FROM posts")
     batch: list[tuple] = []
     tags: list[tuple[str, int]] = []
+    mentioned: list[tuple[int, int, str]] = []
     for row in _post_rows(plan, user_ids, first_post, usernames):
         batch.append(row)
         tags += [(tag, row[0]) for tag in hashtags(row[2])]
+        mentioned += [
+            (row[0], accounts[name], name) for name in mentions(row[2]) if name in accounts
+        ]
         if len(batch) == BATCH:
             await conn.copy_records_to_table("seed_posts", records=batch)
             bar.update(len(batch))
@@ -217,6 +224,9 @@ async def _insert_posts(conn, plan, user_ids, usernames, bar) -> None:
         """
     )
     await conn.copy_records_to_table("post_tags", records=tags, columns=["tag", "post_id"])
+    await conn.copy_records_to_table(
+        "post_mentions", records=mentioned, columns=["post_id", "user_id", "name"]
+    )
     await conn.execute(
         "SELECT setval(pg_get_serial_sequence('posts', 'id'), (SELECT max(id) FROM posts))"
     )

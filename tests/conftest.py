@@ -30,7 +30,7 @@ from microblog.db.embedded import start_embedded_server
 from microblog.db.migrate import ALL, apply_migrations
 from microblog.db.pools import Pools, open_pools
 from microblog.posts.queries import create_post
-from microblog.posts.render import hashtags
+from microblog.posts.render import hashtags, mentions
 from microblog.ratelimit.rules import parse_rules
 from microblog.users.passwords import hash_password
 from microblog.users.queries import User, create_user
@@ -165,7 +165,9 @@ async def make_post(
     conn: asyncpg.Connection, author: User, body: str = "hello", in_reply_to: int | None = None
 ) -> int:
     async with conn.transaction():
-        post_id = await create_post(conn, author.id, body, hashtags(body), in_reply_to)
+        post_id = await create_post(
+            conn, author.id, body, hashtags(body), mentions(body), in_reply_to
+        )
     assert post_id is not None
     return post_id
 

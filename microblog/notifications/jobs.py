@@ -7,8 +7,6 @@ from microblog.follows.queries import is_following
 from microblog.jobs.registry import JobContext, job
 from microblog.notifications import queries
 from microblog.posts.queries import has_liked, post_author, post_facts
-from microblog.posts.render import mentions
-from microblog.users.queries import ids_by_username
 
 
 @job("notifications.post_created", max_attempts=8)
@@ -21,8 +19,7 @@ async def post_created(ctx: JobContext, *, post_id: int) -> None:
         recipients = []
         if post.parent_author_id is not None:
             recipients.append((post.parent_author_id, "reply"))
-        mentioned = await ids_by_username(conn, mentions(post.body))
-        recipients += [(user_id, "mention") for user_id in mentioned.values()]
+        recipients += [(user_id, "mention") for user_id in post.mentioned_ids]
         await queries.add(conn, post.author_id, post_id, recipients)
 
 

@@ -2,8 +2,8 @@
 looks the same to.
 
 A card is known by everything it shows: the post's text, counts and author, its relative time
-("5m"), whether the viewer is logged in, has liked it or wrote it, and which of its @mentions
-name real accounts. Any change to any of these is another card, so a cached card is never
+("5m"), whether the viewer is logged in, has liked it or wrote it, and which accounts it
+mentions. Any change to any of these is another card, so a cached card is never
 stale; old cards simply expire. The hidden fields every form carries (the session's CSRF
 token, the page to come back to) differ per viewer and page: cards hold a placeholder for
 them, filled in when the page is put together.
@@ -20,15 +20,14 @@ import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import asyncpg
 from cachetools import LRUCache
 from markupsafe import Markup
 from quart import Quart, current_app
 
 from microblog.cache.store import Cache
 from microblog.posts.queries import PostView
-from microblog.posts.render import mentions, render_body
-from microblog.users.queries import User, existing_usernames
+from microblog.posts.render import render_body
+from microblog.users.queries import User
 from microblog.web.templating import PageForms, page_forms, relative_time
 
 CARD_TTL = 600.0
@@ -44,15 +43,13 @@ def init_cards(app: Quart) -> None:
     app.extensions["local_cards"] = LRUCache(LOCAL_CARD_CHARACTERS, getsizeof=len)
 
 
-def _shown(
-    post: PostView, linked: set[str], viewer: User | None, shown_time: str, variant: str
-) -> Shown:
+def _shown(post: PostView, viewer: User | None, shown_time: str, variant: str) -> Shown:
     return (
         post.id, post.author_username, post.author_display_name, post.author_avatar,
         post.body, post.in_reply_to, post.reply_count, post.like_count,
         post.created_at.timestamp(), shown_time,
         viewer is not None, post.liked, viewer is not None and viewer.id == post.author_id,
-        variant, tuple(sorted(linked)),
+        variant, tuple(post.mentioned),
     )  # fmt: skip
 
 
@@ -61,18 +58,8 @@ def _shared_key(shown: Shown) -> str:
     return f"post-card:{shown[0]}:{digest}"
 
 
-async def known_mentions(conn: asyncpg.Connection, posts: list[PostView]) -> set[str]:
-    """The @names in these posts that belong to an account: one query, none if nobody is
-    mentioned. Ask for it while holding the page's connection; render_cards needs none."""
-    names: set[str] = set()
-    for post in posts:
-        names |= mentions(post.body)
-    return await existing_usernames(conn, names)
-
-
 async def render_cards(
     posts: list[PostView],
-    known: set[str],
     viewer: User | None,
     *,
     focus: bool = False,
@@ -87,19 +74,14 @@ async def render_cards(
         return Markup("")
     now = datetime.now(UTC)
     variant = f"focus={focus},in_thread={in_thread}"
-    shown = [
-        _shown(
-            post, mentions(post.body) & known, viewer, relative_time(post.created_at, now), variant
-        )
-        for post in posts
-    ]
+    shown = [_shown(post, viewer, relative_time(post.created_at, now), variant) for post in posts]
     caching = current_app.extensions["settings"].cache_enabled
     cache = current_app.extensions["cache"] if caching else None
     local = current_app.extensions["local_cards"] if caching else {}
     cards = {key: html for key in shown if (html := local.get(key)) is not None}
     lacking = {key: post for key, post in zip(shown, posts, strict=True) if key not in cards}
     if lacking:
-        found = await _shared_or_rendered(cache, lacking, known, viewer, focus, in_thread)
+        found = await _shared_or_rendered(cache, lacking, viewer, focus, in_thread)
         cards.update(found)
         local.update(found)
     page = "".join(cards[key] for key in shown)
@@ -110,7 +92,6 @@ async def render_cards(
 async def _shared_or_rendered(
     cache: Cache | None,
     lacking: dict[Shown, PostView],
-    known: set[str],
     viewer: User | None,
     focus: bool,
     in_thread: bool,
@@ -123,7 +104,7 @@ async def _shared_or_rendered(
     for shown, post in lacking.items():
         html = shared.get(keys[shown])
         if html is None:
-            view = replace(post, body_html=render_body(post.body, known))
+            view = replace(post, body_html=render_body(post.body, set(post.mentioned)))
             html = rendered[keys[shown]] = str(
                 card(view, viewer, _PLACEHOLDER, focus=focus, in_thread=in_thread)
             )

@@ -24,6 +24,7 @@ class PostView:
     like_count: int
     created_at: datetime
     liked: bool
+    mentioned: list[str]  # the lower-cased names of the accounts it mentions, sorted
     body_html: Markup | None = None
 
     @property
@@ -36,7 +37,8 @@ VIEW_COLUMNS = """
     p.id, p.author_id, u.username AS author_username, u.display_name AS author_display_name,
     u.avatar_digest AS author_avatar, p.body, p.in_reply_to, p.reply_count, p.like_count,
     p.created_at,
-    EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) AS liked
+    EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) AS liked,
+    ARRAY(SELECT m.name FROM post_mentions m WHERE m.post_id = p.id ORDER BY m.name) AS mentioned
 """
 
 
@@ -51,9 +53,13 @@ async def create_post(
     author_id: int,
     body: str,
     tags: set[str],
+    mentioned: set[str],
     in_reply_to: int | None = None,
 ) -> int | None:
-    """The new post's id, or None when the post it replies to does not exist."""
+    """The new post's id, or None when the post it replies to does not exist.
+
+    `mentioned` are the lower-cased names the body mentions; those that belong to an account
+    are recorded as the post's mentions."""
     if in_reply_to is not None:
         # Counting the reply first also locks the parent, so it cannot vanish before the insert.
         parent = await conn.fetchval(
@@ -74,6 +80,15 @@ async def create_post(
             sorted(tags),
             post_id,
         )
+    if mentioned:
+        await conn.execute(
+            """
+            INSERT INTO post_mentions (post_id, user_id, name)
+            SELECT $1, id, lower(username) FROM users WHERE lower(username) = ANY($2::text[])
+            """,
+            post_id,
+            sorted(mentioned),
+        )
     await conn.execute("UPDATE users SET post_count = post_count + 1 WHERE id = $1", author_id)
     return post_id
 
@@ -83,14 +98,15 @@ class PostFacts:
     """What notifications need to know about a post."""
 
     author_id: int
-    body: str
     parent_author_id: int | None
+    mentioned_ids: list[int]
 
 
 async def post_facts(conn: asyncpg.Connection, post_id: int) -> PostFacts | None:
     row = await conn.fetchrow(
         """
-        SELECT p.author_id, p.body, parent.author_id AS parent_author_id
+        SELECT p.author_id, parent.author_id AS parent_author_id,
+               ARRAY(SELECT user_id FROM post_mentions WHERE post_id = p.id) AS mentioned_ids
         FROM posts p LEFT JOIN posts parent ON parent.id = p.in_reply_to
         WHERE p.id = $1
         """,

@@ -10,7 +10,7 @@ from quart_rate_limiter import rate_limit
 from microblog.notifications.jobs import post_created, post_liked
 from microblog.notifications.queries import forget_post
 from microblog.posts import queries
-from microblog.posts.cards import known_mentions, render_cards
+from microblog.posts.cards import render_cards
 from microblog.posts.forms import NewPost
 from microblog.posts.render import hashtags, mentions
 from microblog.timelines import public_cache
@@ -37,7 +37,7 @@ async def create() -> Response:
     if not post.errors:
         async with transaction() as conn:
             post_id = await queries.create_post(
-                conn, user.id, post.body, hashtags(post.body), post.in_reply_to
+                conn, user.id, post.body, hashtags(post.body), mentions(post.body), post.in_reply_to
             )
             if post_id is None:
                 post.errors["in_reply_to"] = "The post you are replying to does not exist."
@@ -45,7 +45,6 @@ async def create() -> Response:
                 if post.in_reply_to or mentions(post.body):  # someone to tell
                     await enqueue_job(conn, post_created, {"post_id": post_id})
                 view = await queries.post_view(conn, post_id, user.id)
-                known = await known_mentions(conn, [view])
     if post.errors:
         if is_htmx():
             response = await html("_compose.html", 422, post=post, next=next_path)
@@ -55,7 +54,7 @@ async def create() -> Response:
         return await html("compose.html", 422, post=post, next=next_path)
     await public_cache.changed()
     if is_htmx():
-        card = await render_cards([view], known, user)
+        card = await render_cards([view], user)
         return await html("_post_created.html", card=card, post=view, next=next_path)
     return redirect(next_path, 303)
 
@@ -73,11 +72,10 @@ async def show(post_id: int) -> Response:
         replies = await queries.replies(conn, post_id, viewer_id, after, REPLIES_PER_PAGE + 1)
         more = len(replies) > REPLIES_PER_PAGE
         replies = replies[:REPLIES_PER_PAGE]
-        known = await known_mentions(conn, [*thread, post, *replies])
     cards = {
-        "thread_cards": await render_cards(thread, known, viewer, in_thread=True),
-        "focus_card": await render_cards([post], known, viewer, focus=True, in_thread=True),
-        "reply_cards": await render_cards(replies, known, viewer, in_thread=True),
+        "thread_cards": await render_cards(thread, viewer, in_thread=True),
+        "focus_card": await render_cards([post], viewer, focus=True, in_thread=True),
+        "reply_cards": await render_cards(replies, viewer, in_thread=True),
     }
     return await render(
         "post.html",

@@ -10,7 +10,7 @@ import asyncpg
 from quart import Blueprint, Response, abort
 
 from microblog.follows.queries import is_following
-from microblog.posts.cards import known_mentions, render_cards
+from microblog.posts.cards import render_cards
 from microblog.posts.forms import NewPost
 from microblog.posts.queries import PostView
 from microblog.posts.render import tag_key
@@ -30,20 +30,18 @@ Fetch = Callable[[asyncpg.Connection, int | None, int], Awaitable[list[PostView]
 class _Page:
     posts: list[PostView]
     more: bool
-    known: set[str]  # the @names on the page that belong to an account
 
 
 async def _fetch(conn: asyncpg.Connection, fetch: Fetch) -> _Page:
     posts = await fetch(conn, cursor("before"), PAGE_SIZE + 1)
-    shown = posts[:PAGE_SIZE]
-    return _Page(shown, len(posts) > PAGE_SIZE, await known_mentions(conn, shown))
+    return _Page(posts[:PAGE_SIZE], len(posts) > PAGE_SIZE)
 
 
 async def _shown(page: _Page) -> dict[str, Any]:
     """A page of a timeline as templates take it: the cards and the next page's cursor.
     Rendered after the page's connection went back to the pool."""
     return {
-        "cards": await render_cards(page.posts, page.known, current_user()),
+        "cards": await render_cards(page.posts, current_user()),
         "next_before": page.posts[-1].id if page.more else None,
         "empty": not page.posts,
     }

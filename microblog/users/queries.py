@@ -107,19 +107,3 @@ async def update_profile(
         bio,
     )
     return User(**dict(row))
-
-
-async def ids_by_username(conn: asyncpg.Connection, names: set[str]) -> dict[str, int]:
-    """{lower-cased name: user id} for the names among `names` that belong to an account."""
-    if not names:
-        return {}
-    rows = await conn.fetch(
-        "SELECT lower(username) AS name, id FROM users WHERE lower(username) = ANY($1::text[])",
-        [name.lower() for name in names],
-    )
-    return {row["name"]: row["id"] for row in rows}
-
-
-async def existing_usernames(conn: asyncpg.Connection, names: set[str]) -> set[str]:
-    """The lower-cased names among `names` that belong to an account."""
-    return set(await ids_by_username(conn, names))
