@@ -35,14 +35,15 @@ async def create() -> Response:
     post = NewPost.parse(form)
     next_path = local_path(form.get("next"))
     if not post.errors:
+        mentioned = mentions(post.body)
         async with transaction() as conn:
             post_id = await queries.create_post(
-                conn, user.id, post.body, hashtags(post.body), mentions(post.body), post.in_reply_to
+                conn, user.id, post.body, hashtags(post.body), mentioned, post.in_reply_to
             )
             if post_id is None:
                 post.errors["in_reply_to"] = "The post you are replying to does not exist."
             else:
-                if post.in_reply_to or mentions(post.body):  # someone to tell
+                if post.in_reply_to or mentioned:  # someone to tell
                     await enqueue_job(conn, post_created, {"post_id": post_id})
                 view = await queries.post_view(conn, post_id, user.id)
     if post.errors:
