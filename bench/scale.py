@@ -305,14 +305,14 @@ READING = """How to read these numbers:
   and one for the @names on the page, takes the 20 post cards from the process's memory (the
   shared cache, and then the templates, only for cards it has not seen), and sends a page
   several times larger (navigation, a compose form, a CSRF token, like and delete forms on
-  every post), with security headers, a request id and an access log line. That costs about
-  twice the baseline's CPU per request, hence about half its rate.
+  every post), with security headers, a request id and an access log line. That costs nearly
+  twice the baseline's CPU per request, hence little more than half its rate.
 - The public timeline for anonymous visitors is cached whole (one version check, one lookup)
   and runs at about the baseline's rate.
 - A second instance can only use the cores the one-instance run left idle. The last column
   estimates the most it could add: the number of cores divided by the cores the one-instance
   run used (its CPU columns added up), as if every request kept costing what it cost there.
-  With two instances, PostgreSQL, nginx and wrk on two cores, a home page costs 10-20% more
+  With two instances, PostgreSQL, nginx and wrk on two cores, a home page costs 10-25% more
   app CPU than with one, so it falls short of its estimate; the lighter pages land near
   theirs. The busier one instance keeps PostgreSQL, the lower the estimate. On a machine with
   more cores than one instance's run needs, instances add up to their own core each."""
