@@ -54,6 +54,7 @@ def create_app(
         MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
         PREFER_SECURE_URLS=settings.is_production,
     )
+    app.session_interface = sessions.CookieSessions()
     app.extensions.update(
         settings=settings,
         pools=pools,

@@ -29,11 +29,11 @@ def pools() -> Pools:
     return current_app.extensions["pools"]
 
 
-@asynccontextmanager
-async def connection() -> AsyncIterator[asyncpg.Connection]:
-    """A connection for reads; each statement commits on its own."""
-    async with acquire(pools().primary, ACQUIRE_TIMEOUT) as conn:
-        yield conn
+def connection() -> acquire:
+    """A connection for reads (`async with connection() as conn`); each statement commits on
+    its own. The pool's own context manager, not a generator around it: pages take one or
+    two of these on every request."""
+    return acquire(pools().primary, ACQUIRE_TIMEOUT)
 
 
 @asynccontextmanager

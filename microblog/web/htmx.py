@@ -23,7 +23,9 @@ def render_template(name: str, **context: Any) -> str:
 
 
 def is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
+    # getlist, not get: werkzeug's get raises and catches an exception for a missing header,
+    # and most requests are not htmx's; several parts of a page ask.
+    return request.headers.getlist("HX-Request") == ["true"]
 
 
 async def html(template: str, status: int = 200, **context: Any) -> Response:
@@ -33,7 +35,7 @@ async def html(template: str, status: int = 200, **context: Any) -> Response:
         content_type="text/html; charset=utf-8",
     )
     # Caches must not hand a fragment to a browser that asked for the page, or the reverse.
-    response.vary.add("HX-Request")
+    response.headers["Vary"] = "HX-Request"
     return response
 
 

@@ -28,8 +28,10 @@ async def start_request() -> None:
 
 async def finish_request(response: Response) -> Response:
     response.headers[INSTANCE_HEADER] = current_app.extensions["instance_name"]
-    if "request_id" in g:
-        response.headers[REQUEST_ID_HEADER] = g.request_id
+    if "request_id" not in g:  # failed before start_request ran
+        return response
+    response.headers[REQUEST_ID_HEADER] = g.request_id
+    if log.isEnabledFor(logging.INFO):  # the line's fields cost more than the check
         log.info(
             "request",
             extra={

@@ -13,7 +13,9 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
-from quart import g, redirect, request, session, url_for
+from itsdangerous import URLSafeTimedSerializer
+from quart import Quart, g, redirect, request, session, url_for
+from quart.sessions import SecureCookieSessionInterface
 
 from microblog.config import Settings
 from microblog.users.queries import User, user_by_id
@@ -33,6 +35,21 @@ def signing_keys(settings: Settings) -> tuple[str, list[str]]:
     """The current session key and the earlier ones still accepted."""
     key = settings.secret_key_base or development_secret(settings.data_dir)
     return key, list(settings.secret_key_fallbacks)
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Quart's signed-cookie sessions, with the signing serializer built once per app.
+
+    Quart builds it anew for every request, though the keys cannot change while the app runs.
+    """
+
+    def __init__(self) -> None:
+        self._serializer: URLSafeTimedSerializer | None = None
+
+    def get_signing_serializer(self, app: Quart) -> URLSafeTimedSerializer | None:
+        if self._serializer is None:
+            self._serializer = super().get_signing_serializer(app)
+        return self._serializer
 
 
 def development_secret(data_dir: Path) -> str:
