@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,10 +44,13 @@ class Sizes:
     follows: int
     seconds: int
     connections: int
-    rounds: int  # every run is repeated this often, in turn with the others; the median counts
+    # Every run is repeated this often, in turn with the others. This machine's speed drifts
+    # by a fifth from one minute to the next, so ratios are taken within a round, between
+    # runs made moments apart, and the median of the rounds' ratios is reported.
+    rounds: int
 
 
-FULL = Sizes(users=10_000, posts=500_000, follows=200_000, seconds=10, connections=32, rounds=3)
+FULL = Sizes(users=10_000, posts=500_000, follows=200_000, seconds=6, connections=32, rounds=5)
 QUICK = Sizes(users=1_000, posts=20_000, follows=10_000, seconds=3, connections=16, rounds=1)
 
 
@@ -240,6 +244,7 @@ def session_cookie(server: Server, database_url: str) -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class Run:
+    round: int
     page: str
     target: str
     instances: int
@@ -342,8 +347,8 @@ def run_all(sizes: Sizes, database_url: str, postmaster: int | None, started: li
                     for page, path, page_cookie in pages[kind]:
                         log(f"round {round_number}: {page}: {target}, {count} instance(s) ...")
                         result = measure(server.url + path, sizes, page_cookie, parts)
-                        runs.append(Run(page=page, target=target, instances=count, **result))
-    return medians(runs), following
+                        runs.append(Run(round_number, page, target, count, **result))
+    return runs, following
 
 
 def medians(runs: list[Run]) -> list[Run]:
@@ -384,26 +389,33 @@ def _run(runs: list[Run], page: str, target: str, instances: int) -> Run:
     )
 
 
-def _rate(runs: list[Run], page: str, target: str, instances: int) -> float:
-    return _run(runs, page, target, instances).requests_per_second
+def _ratio(runs: list[Run], over: tuple[str, str, int], under: tuple[str, str, int]) -> float:
+    """The median over the rounds of the ratio of two runs' rates within the round."""
+    rounds = sorted({r.round for r in runs})
+    return statistics.median(
+        _run(same, *over).requests_per_second / _run(same, *under).requests_per_second
+        for same in ([r for r in runs if r.round == n] for n in rounds)
+    )
 
 
 def ratios(runs: list[Run]) -> str:
+    """The ratios of all rounds' runs; the ceiling from the median one-instance runs."""
+    shown = medians(runs)
     home, public, base = "home (logged in)", "public (anonymous)", "baseline: 20 rows"
     lines = [
         "| ratio | value | target | this machine's ceiling (estimate) |",
         "|---|---:|---|---:|",
     ]
     for target, count in CONFIGURATIONS:
-        value = _rate(runs, home, target, count) / _rate(runs, base, target, count)
+        value = _ratio(runs, (home, target, count), (base, target, count))
         lines.append(f"| home / baseline, {target} x{count} | {value:.2f} | >= 0.70 | |")
     for page in (home, public, base):
         # A second instance can only use the cores the one-instance run left idle.
-        ceiling = (os.cpu_count() or 1) / sum(_run(runs, page, "nginx", 1).cpu.values())
+        ceiling = (os.cpu_count() or 1) / sum(_run(shown, page, "nginx", 1).cpu.values())
         target = ">= 1.5" if page == home else ""
-        value = _rate(runs, page, "nginx", 2) / _rate(runs, page, "nginx", 1)
+        value = _ratio(runs, (page, "nginx", 2), (page, "nginx", 1))
         lines.append(f"| {page}: nginx x2 / nginx x1 | {value:.2f} | {target} | {ceiling:.2f} |")
-        value = _rate(runs, page, "nginx", 3) / _rate(runs, page, "nginx", 1)
+        value = _ratio(runs, (page, "nginx", 3), (page, "nginx", 1))
         lines.append(f"| {page}: nginx x3 / nginx x1 | {value:.2f} | | {ceiling:.2f} |")
     return "\n".join(lines)
 
@@ -450,9 +462,10 @@ def main() -> int:
         f"`{command}` on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}: "
         f"{sizes.users:,} users, {sizes.posts:,} posts, {sizes.follows:,} follows; "
         f"wrk -t2 -c{sizes.connections}, {sizes.seconds} s per run after a 2 s warm-up; "
-        f"every run {sizes.rounds} times, all runs taking turns, and the median shown. "
+        f"every run {sizes.rounds} times, all runs taking turns; the table shows each run's "
+        "median round, the ratios are medians of the ratios within each round. "
         f"The home timeline is that of a demo account following {following} people.",
-        table(runs),
+        table(medians(runs)),
         ratios(runs),
         READING,
     ])  # fmt: skip
