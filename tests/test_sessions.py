@@ -1,0 +1,90 @@
+"""The signed session cookie: honoured while its signature and age hold, on every request.
+
+Each process remembers the cookies it verified, so every check here runs twice: the first
+request verifies the cookie, the second finds it remembered.
+"""
+
+from __future__ import annotations
+
+import time
+
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from microblog.web import csrf, sessions
+from tests.conftest import make_user
+
+DAY = 86400
+
+
+def _serializer(app, signed_at: int | None = None) -> URLSafeTimedSerializer:
+    """The app's own cookie serializer; with `signed_at`, one that backdates its signatures."""
+    interface = app.session_interface
+    if signed_at is None:
+        return interface.get_signing_serializer(app)
+
+    class Backdated(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return signed_at
+
+    return URLSafeTimedSerializer(
+        app.secret_key,
+        salt=interface.salt,
+        serializer=interface.serializer,
+        signer=Backdated,
+        signer_kwargs={
+            "key_derivation": interface.key_derivation,
+            "digest_method": interface.digest_method,
+        },
+    )
+
+
+async def _logged_in(app, cookie: str) -> bool:
+    client = app.test_client(use_cookies=False)
+    response = await client.get("/", headers={"Cookie": f"microblog_session={cookie}"})
+    assert response.status_code == 200
+    return 'action="/logout"' in await response.get_data(as_text=True)
+
+
+async def test_a_valid_cookie_is_honoured_on_every_request(app, db):
+    user = await make_user(db)
+    cookie = _serializer(app).dumps({sessions.USER_ID: user.id, sessions.EPOCH: user.session_epoch})
+    assert [await _logged_in(app, cookie) for _ in range(2)] == [True, True]
+
+
+async def test_a_tampered_cookie_is_refused(app, db):
+    user = await make_user(db)
+    other = await make_user(db)
+    cookie = _serializer(app).dumps({sessions.USER_ID: user.id, sessions.EPOCH: user.session_epoch})
+    assert await _logged_in(app, cookie)
+    forged = _serializer(app).dumps(
+        {sessions.USER_ID: other.id, sessions.EPOCH: user.session_epoch}
+    )
+    payload, signature = forged.split(".", 1)[0], cookie.split(".", 1)[1]
+    assert [await _logged_in(app, f"{payload}.{signature}") for _ in range(2)] == [False, False]
+
+
+async def test_a_cookie_older_than_the_session_lifetime_is_refused(app, db):
+    user = await make_user(db)
+    data = {sessions.USER_ID: user.id, sessions.EPOCH: user.session_epoch}
+    now = int(time.time())
+    lifetime = int(app.permanent_session_lifetime.total_seconds())
+    recent = _serializer(app, signed_at=now - lifetime + DAY).dumps(data)
+    expired = _serializer(app, signed_at=now - lifetime - DAY).dumps(data)
+    from_the_future = _serializer(app, signed_at=now + DAY).dumps(data)
+    assert [await _logged_in(app, recent) for _ in range(2)] == [True, True]
+    assert [await _logged_in(app, expired) for _ in range(2)] == [False, False]
+    assert [await _logged_in(app, from_the_future) for _ in range(2)] == [False, False]
+
+
+async def test_what_a_request_adds_to_its_session_stays_with_its_response(app, db):
+    # A cookie without a CSRF token gets one on the first page that shows a form; the next
+    # request with the same old cookie must start from what the cookie holds, not from that.
+    user = await make_user(db)
+    cookie = _serializer(app).dumps({sessions.USER_ID: user.id, sessions.EPOCH: user.session_epoch})
+    tokens = []
+    for _ in range(2):
+        client = app.test_client(use_cookies=False)
+        response = await client.get("/", headers={"Cookie": f"microblog_session={cookie}"})
+        renewed = response.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
+        tokens.append(_serializer(app).loads(renewed)[csrf.SESSION_KEY])
+    assert tokens[0] != tokens[1]
