@@ -307,20 +307,21 @@ READING = """How to read these numbers:
 - The baseline does the least a page can: one query for 20 rows and a tiny template. The home
   timeline does what a real page must: it checks the signed session against the user's row (a
   query: a password change must log other sessions out everywhere), runs the timeline query
-  and one for the @names on the page, takes the 20 post cards from the process's memory (the
-  shared cache, and then the templates, only for cards it has not seen), and sends a page
-  several times larger (navigation, a compose form, a CSRF token, like and delete forms on
-  every post), with security headers, a request id and an access log line. That costs nearly
-  twice the baseline's CPU per request, hence little more than half its rate.
+  (which merges the newest posts of everyone followed), takes the 20 post cards from the
+  process's memory (the shared cache, and then the templates, only for cards it has not seen),
+  and sends a page several times larger (navigation, a compose form, a CSRF token, like and
+  delete forms on every post), with security headers and a request id (the access log is off
+  here, as the baseline logs nothing). The last column shows what that costs per request,
+  and the rate falls by as much.
 - The public timeline for anonymous visitors is cached whole (one version check, one lookup)
   and runs at about the baseline's rate.
 - A second instance can only use the cores the one-instance run left idle. The last column
   estimates the most it could add: the number of cores divided by the cores the one-instance
   run used (its CPU columns added up), as if every request kept costing what it cost there.
-  With two instances, PostgreSQL, nginx and wrk on two cores, a home page costs 10-25% more
-  app CPU than with one, so it falls short of its estimate; the lighter pages land near
-  theirs. The busier one instance keeps PostgreSQL, the lower the estimate. On a machine with
-  more cores than one instance's run needs, instances add up to their own core each."""
+  With two instances, PostgreSQL, nginx and wrk on two cores, a request costs more app CPU
+  than with one (compare the last column), so the ratios fall short of the estimate. The
+  busier one instance keeps PostgreSQL, the lower the estimate. On a machine with more cores
+  than one instance's run needs, instances add up to their own core each."""
 
 
 def run_all(sizes: Sizes, database_url: str, postmaster: int | None, started: list,
