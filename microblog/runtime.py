@@ -22,7 +22,6 @@ from microblog.config import Settings
 from microblog.db.migrate import ensure_schema
 from microblog.db.pools import Pools, open_pools
 from microblog.jobs import processes
-from microblog.jobs.listener import listen
 from microblog.jobs.recurring import run_scheduler
 from microblog.jobs.worker import Worker, WorkerOptions
 from microblog.signals import stop_event
@@ -101,7 +100,7 @@ async def run_jobs(
     """The job side of a process: listener, recurring scheduler and worker, until stop."""
     worker = Worker(pools, JOB_KINDS, process_id, options)
     async with asyncio.TaskGroup() as tasks:
-        tasks.create_task(listen(pools.queue_url, worker.wake, stop))
+        tasks.create_task(worker.listen(pools.queue_url, stop))
         tasks.create_task(run_scheduler(pools.queue, recurring_jobs(settings), stop))
         tasks.create_task(worker.run(stop))
 

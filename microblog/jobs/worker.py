@@ -24,6 +24,7 @@ from uuid import UUID
 
 import asyncpg
 
+from microblog.db.listen import listen
 from microblog.db.pools import Pools
 from microblog.jobs import queue
 from microblog.jobs.queue import ClaimedJob
@@ -86,6 +87,12 @@ class Worker:
         """Called for job notifications: look for work now rather than at the next poll."""
         if not queue_name or not self.options.queues or queue_name in self.options.queues:
             self._wake.set()
+
+    async def listen(self, url: str, stop: asyncio.Event) -> None:
+        """Wake on job notifications until stop; look for work whenever listening (re)starts,
+        since jobs enqueued while no one listened announced themselves to no one."""
+        await listen(url, queue.CHANNEL, self.wake, stop, name="job listener",
+                     on_listening=self.wake)  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
         stop_watch = asyncio.create_task(self._wake_on(stop))

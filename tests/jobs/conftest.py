@@ -14,7 +14,6 @@ import pytest
 
 from microblog.db.pools import Pools
 from microblog.jobs import processes
-from microblog.jobs.listener import listen
 from microblog.jobs.registry import JobContext, JobRegistry, job
 from microblog.jobs.worker import Worker, WorkerOptions
 
@@ -77,7 +76,7 @@ async def running_worker(
         worker = Worker(pools, registry, process_id, WorkerOptions(**options))
         tasks = [asyncio.create_task(worker.run(stop))]
         if listen_for_jobs:
-            tasks.append(asyncio.create_task(listen(pools.queue_url, worker.wake, stop)))
+            tasks.append(asyncio.create_task(worker.listen(pools.queue_url, stop)))
         try:
             yield stop
         finally:

@@ -1,7 +1,8 @@
-"""LISTEN for enqueued jobs on a connection of its own, reconnecting whenever it drops.
+"""LISTEN on a connection of its own, reconnecting whenever it drops.
 
-Notifications only make workers faster to react: a worker also polls, so a lost notification
-or a listener that is reconnecting delays a job by at most the poll interval.
+PostgreSQL delivers a notification only to sessions listening when it is sent, so whoever
+listens is told when listening starts (everything before may have been missed) and when the
+connection is lost (everything until it is back will be).
 """
 
 from __future__ import annotations
@@ -12,27 +13,38 @@ from collections.abc import Callable
 
 import asyncpg
 
-from microblog.jobs.queue import CHANNEL
-
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 1.0
 # A silently dead connection (a network partition) raises no event: probe it this often.
-PROBE_INTERVAL = 30.0
+PROBE_INTERVAL = 5.0
 
 
-async def listen(url: str, on_notify: Callable[[str], None], stop: asyncio.Event) -> None:
-    """Call on_notify(queue) for every notification until stop is set."""
+def _nothing() -> None:
+    pass
+
+
+async def listen(
+    url: str,
+    channel: str,
+    on_notify: Callable[[str], None],
+    stop: asyncio.Event,
+    *,
+    name: str,
+    on_listening: Callable[[], None] = _nothing,
+    on_lost: Callable[[], None] = _nothing,
+) -> None:
+    """Call on_notify(payload) for every notification on channel until stop is set."""
     while not stop.is_set():
         conn = None
         try:
             conn = await asyncpg.connect(
-                url, timeout=5, server_settings={"application_name": "microblog job listener"}
+                url, timeout=5, server_settings={"application_name": f"microblog {name}"}
             )
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-            await conn.add_listener(CHANNEL, lambda *event: on_notify(event[3]))
-            on_notify("")  # jobs may have arrived while we were not listening
+            await conn.add_listener(channel, lambda *event: on_notify(event[3]))
+            on_listening()
             while not (stop.is_set() or lost.is_set()):
                 try:
                     async with asyncio.timeout(PROBE_INTERVAL):
@@ -40,15 +52,19 @@ async def listen(url: str, on_notify: Callable[[str], None], stop: asyncio.Event
                 except TimeoutError:
                     await conn.fetchval("SELECT 1", timeout=5)
             if lost.is_set() and not stop.is_set():
-                log.warning("job listener connection lost; reconnecting")
+                log.warning("listener connection lost; reconnecting", extra={"listener": name})
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
-            log.warning("job listener cannot connect", extra={"error": f"{type(error).__name__}"})
+            log.warning(
+                "listener connection failed; retrying",
+                extra={"listener": name, "error": f"{type(error).__name__}"},
+            )
             try:
                 async with asyncio.timeout(RECONNECT_DELAY):
                     await stop.wait()
             except TimeoutError:
                 pass
         finally:
+            on_lost()
             if conn is not None and not conn.is_closed():
                 await conn.close(timeout=2)
 
