@@ -305,8 +305,9 @@ READING = """How to read these numbers:
   full load it uses all of it. Its rate is then one second divided by the app CPU per request
   (last column), which is where the pages differ.
 - The baseline does the least a page can: one query for 20 rows and a tiny template. The home
-  timeline does what a real page must: it checks the signed session against the user's row (a
-  query: a password change must log other sessions out everywhere), runs the timeline query
+  timeline does what a real page must: it checks the signed session against the user's row
+  (kept in the process's memory while PostgreSQL's notifications say it is current, so a
+  password change still logs other sessions out everywhere), runs the timeline query
   (which merges the newest posts of everyone followed), takes the 20 post cards from the
   process's memory (the shared cache, and then the templates, only for cards it has not seen),
   and sends a page several times larger (navigation, a compose form, a CSRF token, like and

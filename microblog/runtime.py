@@ -48,16 +48,19 @@ async def running_process(
 async def warn_about_connection_budget(settings: Settings, pools: Pools) -> None:
     """Say so when the registered processes' pools could exhaust the server's connections.
 
-    Every process may open DB_POOL_SIZE connections per pool (and one for listening); the
-    server refuses connections past max_connections, minus those reserved for superusers.
+    Every process may open DB_POOL_SIZE connections per pool, and keeps one for listening
+    (combined processes two: users' rows and jobs); the server refuses connections past
+    max_connections, minus those reserved for superusers.
     """
     async with pools.primary.acquire() as conn:
         limit = int(await conn.fetchval("SHOW max_connections"))
         reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
     async with pools.queue.acquire() as conn:
-        running = await conn.fetchval("SELECT count(*) FROM infra.processes")
+        running, combined = await conn.fetchrow(
+            "SELECT count(*), count(*) FILTER (WHERE role = 'combined') FROM infra.processes"
+        )
     distinct_pools = len({id(pools.primary), id(pools.queue), id(pools.cache)})
-    worst_case = running * (distinct_pools * settings.db_pool_size + 1)
+    worst_case = running * (distinct_pools * settings.db_pool_size + 1) + combined
     if worst_case > limit - reserved:
         log.warning(
             "connection budget exceeded: raise max_connections, lower DB_POOL_SIZE, "

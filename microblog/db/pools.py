@@ -27,7 +27,9 @@ class Pools:
     primary: asyncpg.Pool
     queue: asyncpg.Pool
     cache: asyncpg.Pool
-    queue_url: str  # the job listener keeps a connection of its own outside the pool
+    # Listeners keep a connection of their own outside the pools.
+    primary_url: str
+    queue_url: str
 
 
 def describe_url(url: str) -> str:
@@ -138,5 +140,6 @@ async def open_pools(settings: Settings, *, application_name: str) -> AsyncItera
             primary=by_url[url],
             queue=by_url[queue_url],
             cache=by_url[cache_url],
+            primary_url=url,
             queue_url=queue_url,
         )

@@ -54,7 +54,6 @@ def create_app(
         MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
         PREFER_SECURE_URLS=settings.is_production,
     )
-    app.session_interface = sessions.CookieSessions()
     app.extensions.update(
         settings=settings,
         pools=pools,
@@ -68,7 +67,7 @@ def create_app(
     app.url_map.strict_slashes = False
 
     app.before_request(observability.start_request)
-    app.before_request(sessions.load_current_user)
+    sessions.init_sessions(app, pools.primary_url)
     app.before_request(read_body_first)
     init_rate_limits(
         app, {rule.name: rule for rule in settings.rate_limits}

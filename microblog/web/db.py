@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import asyncpg
-from quart import current_app
+from quart import current_app, g
 
 from microblog.db.pools import Pools, acquire
 from microblog.jobs.queue import enqueue
@@ -46,8 +46,14 @@ async def transaction() -> AsyncIterator[asyncpg.Connection]:
             yield conn
     finally:
         _after_commit.reset(token)
+    g.committed = True
     if jobs:
         await _enqueue_after_commit(jobs)
+
+
+def committed() -> bool:
+    """Whether this request has committed a write."""
+    return g.get("committed", False)
 
 
 async def enqueue_job(conn: asyncpg.Connection, kind: JobKind, args: dict[str, Any]) -> None:

@@ -1,29 +1,32 @@
 """Who is logged in: signed-cookie sessions that any instance can read.
 
 The cookie holds the user id and the user's session epoch. A password change bumps the epoch,
-so every other session of that user stops being honoured on its next request, on any instance.
+so every other session of that user stops being honoured on its next request, on any instance
+(users/known.py says how soon another instance hears of it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cachetools import LRUCache
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from quart import Quart, g, redirect, request, session, url_for
+from quart import Quart, current_app, g, redirect, request, session, url_for
 from quart.sessions import SecureCookieSession, SecureCookieSessionInterface
 from quart.wrappers import BaseRequestWebsocket
 
 from microblog.config import Settings
+from microblog.users.known import KnownUsers
 from microblog.users.queries import User, user_by_id
 from microblog.web.csrf import csrf_token
-from microblog.web.db import connection
+from microblog.web.db import committed, connection
 from microblog.web.forms import referrer_path
 from microblog.web.htmx import is_htmx
 
@@ -102,8 +105,34 @@ def development_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def init_sessions(app: Quart, primary_url: str) -> None:
+    """Cookie sessions, the visitor's row on g.user, and the listener that keeps rows current."""
+    app.session_interface = CookieSessions()
+    known = app.extensions["known_users"] = KnownUsers()
+
+    @app.while_serving
+    async def keep_users_current() -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        listener = asyncio.create_task(known.keep_current(primary_url, stop))
+        yield
+        stop.set()
+        await listener
+
+    app.before_request(load_current_user)
+    app.teardown_request(forget_own_changes)
+
+
 # Health checks and static files never need to know who is asking: no query for them.
 ANONYMOUS_BLUEPRINTS = frozenset({"health", "static_files", "avatars"})
+
+
+def _known_users() -> KnownUsers:
+    return current_app.extensions["known_users"]
+
+
+async def _load_user(user_id: int) -> User | None:
+    async with connection() as conn:
+        return await user_by_id(conn, user_id)
 
 
 async def load_current_user() -> None:
@@ -113,13 +142,21 @@ async def load_current_user() -> None:
     user_id = session.get(USER_ID)
     if user_id is None:
         return
-    async with connection() as conn:
-        user = await user_by_id(conn, user_id)
+    user = await _known_users().get(user_id, _load_user)
     if user is None or user.session_epoch != session.get(EPOCH):
         session.pop(USER_ID, None)
         session.pop(EPOCH, None)
         return
     g.user = user
+
+
+async def forget_own_changes(_error: BaseException | None) -> None:
+    """After a write, which may have changed the writer's own row (a post counts, reading
+    notifications clears the unread count, a password bumps the epoch), this process reads
+    that row afresh: the writer's next page shows the change without waiting to be told."""
+    user = g.get("user")
+    if user is not None and committed():
+        _known_users().forget(user.id)
 
 
 def current_user() -> User | None:
