@@ -316,6 +316,11 @@ READING = """How to read these numbers:
   and the rate falls by as much.
 - The public timeline for anonymous visitors is cached whole (one version check, one lookup)
   and runs at about the baseline's rate.
+- Once the instances, PostgreSQL, nginx and wrk use every core between them (two or three
+  instances here), home / baseline is the ratio of all the CPU a request costs, PostgreSQL's
+  included, and the home timeline's query (the newest posts of everyone followed, with the
+  viewer's likes and each post's mentions) costs PostgreSQL more than twice what the
+  baseline's 20 rows cost. The ratio then falls below the one-instance ratio.
 - A second instance can only use the cores the one-instance run left idle. The last column
   estimates the most it could add: the number of cores divided by the cores the one-instance
   run used (its CPU columns added up), as if every request kept costing what it cost there.
