@@ -304,6 +304,9 @@ READING = """How to read these numbers:
 - One instance is one process with one event loop: it cannot use more than one core, and at
   full load it uses all of it. Its rate is then one second divided by the app CPU per request
   (last column), which is where the pages differ.
+- This machine's speed drifts from one minute to the next, and the rates with it (the app CPU
+  a request costs drifts as much): the rounds' range shows how far apart one ratio's rounds
+  fell, and whole runs made the same day differ by as much. Read a median with its range.
 - The baseline does the least a page can: one query for 20 rows and a tiny template. The home
   timeline does what a real page must: it checks the signed session against the user's row
   (kept in the process's memory while PostgreSQL's notifications say it is current, so a
@@ -396,13 +399,24 @@ def _run(runs: list[Run], page: str, target: str, instances: int) -> Run:
     )
 
 
-def _ratio(runs: list[Run], over: tuple[str, str, int], under: tuple[str, str, int]) -> float:
-    """The median over the rounds of the ratio of two runs' rates within the round."""
+@dataclass(frozen=True)
+class Ratio:
+    median: float
+    lowest: float
+    highest: float
+
+    def __str__(self) -> str:
+        return f"{self.median:.2f} | {self.lowest:.2f}-{self.highest:.2f}"
+
+
+def _ratio(runs: list[Run], over: tuple[str, str, int], under: tuple[str, str, int]) -> Ratio:
+    """The ratio of two runs' rates within each round: its median and range over the rounds."""
     rounds = sorted({r.round for r in runs})
-    return statistics.median(
+    within = [
         _run(same, *over).requests_per_second / _run(same, *under).requests_per_second
         for same in ([r for r in runs if r.round == n] for n in rounds)
-    )
+    ]
+    return Ratio(statistics.median(within), min(within), max(within))
 
 
 def ratios(runs: list[Run]) -> str:
@@ -410,20 +424,20 @@ def ratios(runs: list[Run]) -> str:
     shown = medians(runs)
     home, public, base = "home (logged in)", "public (anonymous)", "baseline: 20 rows"
     lines = [
-        "| ratio | value | target | this machine's ceiling (estimate) |",
-        "|---|---:|---|---:|",
+        "| ratio | median | rounds' range | target | this machine's ceiling (estimate) |",
+        "|---|---:|---:|---|---:|",
     ]
     for target, count in CONFIGURATIONS:
         value = _ratio(runs, (home, target, count), (base, target, count))
-        lines.append(f"| home / baseline, {target} x{count} | {value:.2f} | >= 0.70 | |")
+        lines.append(f"| home / baseline, {target} x{count} | {value} | >= 0.70 | |")
     for page in (home, public, base):
         # A second instance can only use the cores the one-instance run left idle.
         ceiling = (os.cpu_count() or 1) / sum(_run(shown, page, "nginx", 1).cpu.values())
         target = ">= 1.5" if page == home else ""
         value = _ratio(runs, (page, "nginx", 2), (page, "nginx", 1))
-        lines.append(f"| {page}: nginx x2 / nginx x1 | {value:.2f} | {target} | {ceiling:.2f} |")
+        lines.append(f"| {page}: nginx x2 / nginx x1 | {value} | {target} | {ceiling:.2f} |")
         value = _ratio(runs, (page, "nginx", 3), (page, "nginx", 1))
-        lines.append(f"| {page}: nginx x3 / nginx x1 | {value:.2f} | | {ceiling:.2f} |")
+        lines.append(f"| {page}: nginx x3 / nginx x1 | {value} | | {ceiling:.2f} |")
     return "\n".join(lines)
 
 
@@ -470,7 +484,8 @@ def main() -> int:
         f"{sizes.users:,} users, {sizes.posts:,} posts, {sizes.follows:,} follows; "
         f"wrk -t2 -c{sizes.connections}, {sizes.seconds} s per run after a 2 s warm-up; "
         f"every run {sizes.rounds} times, all runs taking turns; the table shows each run's "
-        "median round, the ratios are medians of the ratios within each round. "
+        "median round; each ratio is taken within each round, and the median and the range over "
+        "the rounds are shown. "
         f"The home timeline is that of a demo account following {following} people.",
         table(medians(runs)),
         ratios(runs),
