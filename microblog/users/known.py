@@ -2,10 +2,10 @@
 
 Every page of a logged-in visitor needs their row: its session epoch decides whether the
 session still counts, and the navigation shows the name and unread count. Reading it cost
-every page a query and a fifth of the CPU the page took in its process. A trigger (migration
-0009) notifies on every change to a row, and each web process listens: a row is kept only
-while the listener is connected, and a process that stops listening forgets every row, since
-it may miss changes.
+every page a round trip to PostgreSQL and about a tenth of a home page's CPU in the app. A
+trigger (migration 0009) notifies on every change to a row, and each web process listens: a
+row is kept only while the listener is connected, and a process that stops listening forgets
+every row, since it may miss changes.
 
 A change made through this process is forgotten at once (sessions.py). One made elsewhere
 (a password change on another instance, a notification from a worker) reaches this process a
