@@ -39,7 +39,7 @@ async def _set_unread_unannounced(db, user_id: int, count: int) -> None:
 async def test_a_visitors_row_is_remembered_while_listening(app, browser, db):
     user = await make_user(db)
     await browser.sign_in(user)
-    await wait_until(lambda: _listening(app))
+    await wait_until(lambda: _listening(_known(app)))
     assert await _unread_badge(browser) is None  # read and remembered
     await _set_unread_unannounced(db, user.id, 4)
     assert await _unread_badge(browser) is None  # not read again
@@ -48,7 +48,7 @@ async def test_a_visitors_row_is_remembered_while_listening(app, browser, db):
 async def test_a_row_changed_elsewhere_is_read_afresh(app, browser, db):
     user = await make_user(db)
     await browser.sign_in(user)
-    await wait_until(lambda: _listening(app))
+    await wait_until(lambda: _listening(_known(app)))
     assert await _unread_badge(browser) is None
     await db.execute("UPDATE users SET unread_notifications = 3 WHERE id = $1", user.id)
     await wait_until(lambda: _badge_is(browser, "3"))
@@ -57,7 +57,7 @@ async def test_a_row_changed_elsewhere_is_read_afresh(app, browser, db):
 async def test_a_change_made_here_shows_on_the_next_page_without_waiting(app, browser, db):
     user = await make_user(db)
     await browser.sign_in(user)
-    await wait_until(lambda: _listening(app))
+    await wait_until(lambda: _listening(_known(app)))
     assert 'value=""' in await browser.text("/settings")  # no display name yet: remembered
     # No notification will come: the process must forget the row because it wrote it.
     await db.execute("ALTER TABLE users DISABLE TRIGGER users_updated")
@@ -75,7 +75,7 @@ async def test_a_password_changed_on_another_instance_ends_sessions_here(
     await make_user(db, "hal")
     other_instance = create_app(settings, pools, instance_name="other-instance")
     async with other_instance.test_app():
-        await wait_until(lambda: _listening(app))
+        await wait_until(lambda: _listening(_known(app)))
         here = make_browser()
         await here.login("hal")
         assert (await here.get("/settings")).status_code == 200  # remembered here now
@@ -93,7 +93,7 @@ async def test_a_password_changed_on_another_instance_ends_sessions_here(
 async def test_a_lost_listener_stops_remembering_until_it_is_back(app, browser, db, server_url):
     user = await make_user(db)
     await browser.sign_in(user)
-    await wait_until(lambda: _listening(app))
+    await wait_until(lambda: _listening(_known(app)))
     assert await _unread_badge(browser) is None
     admin = await asyncpg.connect(server_url)
     try:
@@ -110,7 +110,7 @@ async def test_a_lost_listener_stops_remembering_until_it_is_back(app, browser, 
     # Changes made while no one listens are missed: what was remembered is dropped.
     await _set_unread_unannounced(db, user.id, 2)
     await wait_until(lambda: _badge_is(browser, "2"))
-    await wait_until(lambda: _listening(app))  # reconnected by itself
+    await wait_until(lambda: _listening(_known(app)))  # reconnected by itself
     assert await _unread_badge(browser) == "2"
     await _set_unread_unannounced(db, user.id, 5)
     assert await _unread_badge(browser) == "2"  # remembered again
@@ -119,7 +119,7 @@ async def test_a_lost_listener_stops_remembering_until_it_is_back(app, browser, 
 async def test_emptying_the_table_forgets_every_row(app, browser, db):
     user = await make_user(db)
     await browser.sign_in(user)
-    await wait_until(lambda: _listening(app))
+    await wait_until(lambda: _listening(_known(app)))
     assert (await browser.get("/settings")).status_code == 200
     await db.execute("TRUNCATE users CASCADE")
     await wait_until(lambda: _status_is(browser, "/settings", 303))
@@ -155,8 +155,7 @@ async def test_a_row_read_while_it_changes_is_not_kept(pools, db):
         await listener
 
 
-async def _listening(known_or_app) -> bool:
-    known = known_or_app if isinstance(known_or_app, KnownUsers) else _known(known_or_app)
+async def _listening(known: KnownUsers) -> bool:
     return known.listening
 
 

@@ -154,7 +154,7 @@ async def forget_own_changes(_error: BaseException | None) -> None:
     """After a write, which may have changed the writer's own row (a post counts, reading
     notifications clears the unread count, a password bumps the epoch), this process reads
     that row afresh: the writer's next page shows the change without waiting to be told."""
-    user = g.get("user")
+    user = current_user()
     if user is not None and committed():
         _known_users().forget(user.id)
 

@@ -351,6 +351,31 @@ def fresh_database(server_url: str) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
+async def fetch_rows(url: str, sql: str, *args) -> list[asyncpg.Record]:
+    """Rows of one query, on a connection of its own (the processes under test hold theirs)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+def fetch_value(url: str, sql: str, *args):
+    """The first column of the first row, from synchronous test code."""
+    return asyncio.run(fetch_rows(url, sql, *args))[0][0]
+
+
+def wait_for(check, what: str, popen: subprocess.Popen | None = None, within: float = 60) -> None:
+    """Poll check() until it holds; fail when `within` seconds pass or popen exits first."""
+    deadline = time.monotonic() + within
+    while not check():
+        if popen is not None and popen.poll() is not None:
+            pytest.fail(f"{what} exited with {popen.returncode}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not within {within}s")
+        time.sleep(0.05)
+
+
 # --- HTML forms, read the way a browser without JavaScript reads them ---
 
 

@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import re
 import signal
-import time
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +13,7 @@ import pytest
 
 from microblog.jobs.builtin import ping
 from microblog.jobs.queue import enqueue_many
-from tests.e2e.conftest import Launcher
+from tests.e2e.conftest import Launcher, fetch_rows, fetch_value, wait_for
 
 pytestmark = pytest.mark.process
 
@@ -23,24 +22,8 @@ JOBS = 2_000
 LIVENESS = {"HEARTBEAT_INTERVAL": "500ms", "HEARTBEAT_TIMEOUT": "2s"}
 
 
-async def _query(url: str, sql: str, *args):
-    conn = await asyncpg.connect(url)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
-
-
-def _value(url: str, sql: str, *args):
-    return asyncio.run(_query(url, sql, *args))[0][0]
-
-
 def _wait(url: str, sql: str, done, what: str, within: float, *args) -> None:
-    deadline = time.monotonic() + within
-    while not done(_value(url, sql, *args)):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {within}s")
-        time.sleep(0.05)
+    wait_for(lambda: done(fetch_value(url, sql, *args)), what, within=within)
 
 
 async def _enqueue(url: str, count: int) -> None:
@@ -74,13 +57,13 @@ def test_killing_workers_mid_run_loses_no_job(
     _wait(fresh_database, FINISHED, lambda n: n == JOBS, "every job finished", 90)
     states = dict(
         asyncio.run(
-            _query(
+            fetch_rows(
                 fresh_database,
                 "SELECT state, count(*) FROM infra.jobs WHERE kind = 'jobs.ping' GROUP BY 1",
             )
         )
     )
-    ran_twice = _value(
+    ran_twice = fetch_value(
         fresh_database, "SELECT count(*) FROM infra.jobs WHERE kind = 'jobs.ping' AND attempts > 1"
     )
     print(f"\n{JOBS} jobs, {kills} workers killed with SIGKILL: {ran_twice} ran more than once")
@@ -102,7 +85,7 @@ def test_a_recurring_job_runs_once_per_slot_across_three_workers(
     for worker in workers:
         assert worker.stop() == 0
     runs = asyncio.run(
-        _query(
+        fetch_rows(
             fresh_database,
             """
             SELECT r.slot, j.attempts, j.state
@@ -111,7 +94,7 @@ def test_a_recurring_job_runs_once_per_slot_across_three_workers(
             """,
         )
     )
-    jobs = _value(
+    jobs = fetch_value(
         fresh_database, "SELECT count(*) FROM infra.jobs WHERE kind = 'jobs.prune_dead_processes'"
     )
     print(f"\n{len(runs)} one-second slots across three workers, {jobs} jobs")
@@ -161,13 +144,13 @@ def test_the_jobs_commands_show_retry_and_discard(
     retried = launcher.run(["jobs", "retry", str(job_id)], cwd=workdir, env=env)
     assert (retried.returncode, retried.stdout.strip()) == (0, "retried 1 job")
     state = "SELECT state || ':' || attempts FROM infra.jobs WHERE id = $1"
-    assert _value(fresh_database, state, job_id) == "pending:0"
+    assert fetch_value(fresh_database, state, job_id) == "pending:0"
 
     not_failed = launcher.run(["jobs", "retry", str(job_id)], cwd=workdir, env=env)
     assert not_failed.returncode == 1
 
     discarded = launcher.run(["jobs", "discard", str(job_id)], cwd=workdir, env=env)
     assert (discarded.returncode, discarded.stdout.strip()) == (0, f"discarded job {job_id}")
-    assert _value(fresh_database, state, job_id) == "discarded:0"
+    assert fetch_value(fresh_database, state, job_id) == "discarded:0"
     gone = launcher.run(["jobs", "discard", str(job_id)], cwd=workdir, env=env)
     assert gone.returncode == 1

@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
     free_port,
     sign_up,
     tail,
+    wait_for,
 )
 
 pytestmark = pytest.mark.process
@@ -104,7 +105,7 @@ def start_nginx(site: Path, web_ports: list[int]) -> Nginx:
         stderr=subprocess.PIPE,
     )
     nginx = Nginx(popen, listen_port, prefix)
-    _wait_for(lambda: _answers(f"{nginx.url}/up"), f"nginx on {listen_port}", popen)
+    wait_for(lambda: _answers(f"{nginx.url}/up"), f"nginx on {listen_port}", popen)
     return nginx
 
 
@@ -113,16 +114,6 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
-
-
-def _wait_for(check, what: str, popen: subprocess.Popen | None = None, within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if popen is not None and popen.poll() is not None:
-            pytest.fail(f"{what} exited with {popen.returncode}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not ready within {within}s")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -370,7 +361,7 @@ def test_notifications_are_produced_with_either_worker_placement(
         sign_up(bob, "bob")
         followed = bob.submit("/@alice", "/@alice/follow")
         assert followed.status_code == 303
-        _wait_for(
+        wait_for(
             lambda: _notified(first.url, alice.http.cookies, "followed you"),
             "the follow notification",
             within=15,
@@ -403,7 +394,7 @@ def test_procfile_scale_starts_a_working_cluster(runner, pyz, scratch_dir: Path)
             command, cwd=site, env=pyz.env(), stdout=output, stderr=subprocess.STDOUT
         )
     try:
-        _wait_for(lambda: _answers("http://127.0.0.1:8080/up"), runner, popen, within=90)
+        wait_for(lambda: _answers("http://127.0.0.1:8080/up"), runner, popen, within=90)
         seen = set()
         deadline = time.monotonic() + 30
         while len(seen) < 3 and time.monotonic() < deadline:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.conftest import PASSWORD, Launcher, Visitor, sign_up
+from tests.e2e.conftest import PASSWORD, Launcher, Visitor, fetch_value, sign_up, wait_for
 
 pytestmark = pytest.mark.process
 
@@ -57,28 +55,10 @@ def test_every_kind_of_write_is_visible_at_once_through_another_instances_cache(
         assert re.search(r"<strong>1</strong> follower\b", _anonymous(reader.url, "/@author"))
 
 
-def _listening_instances(database_url: str) -> int:
-    async def count() -> int:
-        conn = await asyncpg.connect(database_url)
-        try:
-            return await conn.fetchval(
-                """
-                SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-                AND application_name = 'microblog user listener' AND query LIKE 'LISTEN%'
-                """
-            )
-        finally:
-            await conn.close()
-
-    return asyncio.run(count())
-
-
-def _until(check, what: str, within: float) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not within {within}s")
-        time.sleep(0.02)
+LISTENING = """
+    SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+    AND application_name = 'microblog user listener' AND query LIKE 'LISTEN%'
+"""
 
 
 def test_a_password_changed_through_one_instance_ends_sessions_on_another(
@@ -88,7 +68,9 @@ def test_a_password_changed_through_one_instance_ends_sessions_on_another(
     assert launcher.run(["migrate"], cwd=workdir, env=env).returncode == 0
     first, second = launcher.web(cwd=workdir, env=env), launcher.web(cwd=workdir, env=env)
     # Each instance keeps visitors' rows only while it listens for changes to them.
-    _until(lambda: _listening_instances(fresh_database) == 2, "both instances listening", 30)
+    wait_for(
+        lambda: fetch_value(fresh_database, LISTENING) == 2, "both instances listening", within=30
+    )
     with (
         Visitor(httpx.Client(base_url=first.url)) as laptop,
         Visitor(httpx.Client(base_url=second.url)) as phone,
@@ -102,7 +84,7 @@ def test_a_password_changed_through_one_instance_ends_sessions_on_another(
             new_password="a new secret",
         )  # fmt: skip
         assert changed.status_code == 303
-        _until(
+        wait_for(
             lambda: phone.http.get("/settings").status_code == 303,
             "the other session ended on the other instance",
             within=2,
