@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
     PASSWORD,
     ROOT,
     Launcher,
+    Visitor,
     WebProcess,
     free_port,
     sign_up,
@@ -39,6 +40,8 @@ CLIENTS = 16
 # fail_timeout, so requests meet the instance again after nginx first gave up on it.
 READS_UNDER_WAY = 100
 READS_AFTER = 300
+# What nginx's own error page says when no instance answered (static/errors/).
+UNAVAILABLE = "Look before you send it again."
 
 
 @dataclass
@@ -98,7 +101,9 @@ def _let_workers_in(site: Path) -> None:
         folder.chmod(folder.stat().st_mode | 0o011)
 
 
-def start_nginx(site: Path, web_ports: list[int]) -> Nginx:
+def start_nginx(site: Path, web_ports: list[int], up_status: int = 200) -> Nginx:
+    """nginx in front of `web_ports`, once it answers /up with `up_status` (502 when none of
+    them is listening)."""
     _let_workers_in(site)
     listen_port = free_port()
     config = nginx_config(site, web_ports, listen_port)
@@ -109,13 +114,13 @@ def start_nginx(site: Path, web_ports: list[int]) -> Nginx:
         stderr=subprocess.PIPE,
     )
     nginx = Nginx(popen, listen_port, prefix)
-    wait_for(lambda: _answers(f"{nginx.url}/up"), f"nginx on {listen_port}", popen)
+    wait_for(lambda: _answers(f"{nginx.url}/up", up_status), f"nginx on {listen_port}", popen)
     return nginx
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, status: int = 200) -> bool:
     try:
-        return httpx.get(url, timeout=1).status_code == 200
+        return httpx.get(url, timeout=1).status_code == status
     except httpx.TransportError:
         return False
 
@@ -188,15 +193,32 @@ def test_requests_reach_every_instance_and_a_login_is_honoured_by_all(cluster: C
             assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
     assert seen == {"web-1", "web-2", "web-3"}
 
-    visitor_client = httpx.Client(base_url=cluster.nginx.url)
-    from tests.e2e.conftest import Visitor
-
-    with Visitor(visitor_client) as visitor:
+    with Visitor(httpx.Client(base_url=cluster.nginx.url)) as visitor:
         sign_up(visitor, "roamer")
         cookies = visitor.http.cookies
         for web in cluster.webs:
             response = httpx.get(f"{web.url}/settings", cookies=cookies)
             assert response.status_code == 200, f"{web.url} did not honour the session"
+
+
+def test_when_no_instance_answers_nginx_says_so_in_the_apps_words(tmp_path):
+    nobody_listening = [free_port() for _ in range(3)]
+    nginx = start_nginx(tmp_path, nobody_listening, up_status=502)
+    try:
+        with httpx.Client(base_url=nginx.url) as client:
+            for response in (client.get("/"), client.post("/posts", data={"body": "hi"})):
+                assert response.status_code == 502
+                assert "<h1>Temporarily unavailable</h1>" in response.text
+                assert UNAVAILABLE in response.text
+                assert response.headers["Cache-Control"] == "no-store"
+                assert "HX-Retarget" not in response.headers
+            htmx = client.post("/posts", data={"body": "hi"}, headers={"HX-Request": "true"})
+    finally:
+        nginx.stop()
+    assert htmx.status_code == 502
+    assert htmx.text.startswith('<div class="flash error" role="alert">')
+    assert htmx.headers["HX-Retarget"] == "#messages"
+    assert htmx.headers["HX-Reswap"] == "innerHTML"
 
 
 def test_static_files_come_from_disk_through_nginx(cluster: Cluster):
@@ -244,6 +266,8 @@ async def _client_loop(client: httpx.AsyncClient, n: int, stop: asyncio.Event, r
             try:
                 response = await client.post("/posts", data={"body": marker, "csrf_token": token})
                 outcome = str(response.status_code)
+                if response.status_code in (502, 504) and UNAVAILABLE not in response.text:
+                    outcome += " with nginx's bare error page"
             except httpx.HTTPError as error:
                 outcome = f"{type(error).__name__}: {error}"
             if outcome == "303":
@@ -306,6 +330,16 @@ def _report(name: str, result: LoadResult) -> None:
     )
 
 
+def _assert_nothing_lost(result: LoadResult, database_url: str) -> None:
+    """Every read succeeded; every write answered 303 is stored; every other write got an
+    HTTP answer that says what happened."""
+    assert result.failed_reads == []
+    stored = asyncio.run(_stored_markers(database_url))
+    assert set(result.writes_ok) <= stored, "a write answered 303 is missing from the database"
+    for marker, outcome in result.writes_failed.items():
+        assert outcome.isdigit(), f"{marker}: {outcome}"
+
+
 def test_a_rolling_restart_under_load_loses_nothing(cluster: Cluster, launcher: Launcher):
     def restart_each_instance() -> None:
         for index, web in enumerate(list(cluster.webs)):
@@ -316,11 +350,7 @@ def test_a_rolling_restart_under_load_loses_nothing(cluster: Cluster, launcher: 
 
     result = asyncio.run(_run_load(cluster.nginx.url, restart_each_instance))
     _report("rolling restart", result)
-    assert result.failed_reads == []
-    stored = asyncio.run(_stored_markers(cluster.database_url))
-    assert set(result.writes_ok) <= stored, "a write answered 303 is missing from the database"
-    for marker, outcome in result.writes_failed.items():
-        assert outcome.isdigit(), f"{marker}: no HTTP answer at all ({outcome})"
+    _assert_nothing_lost(result, cluster.database_url)
 
 
 def test_killing_an_instance_under_load_costs_readers_nothing(cluster: Cluster):
@@ -333,11 +363,7 @@ def test_killing_an_instance_under_load_costs_readers_nothing(cluster: Cluster):
 
     result = asyncio.run(_run_load(cluster.nginx.url, kill_one))
     _report("kill -9", result)
-    assert result.failed_reads == []
-    stored = asyncio.run(_stored_markers(cluster.database_url))
-    assert set(result.writes_ok) <= stored
-    for marker, outcome in result.writes_failed.items():
-        assert outcome.isdigit(), f"{marker}: no HTTP answer at all ({outcome})"
+    _assert_nothing_lost(result, cluster.database_url)
 
 
 # --- worker placement -----------------------------------------------------------------
