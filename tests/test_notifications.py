@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import re
 
-from microblog.background import JOB_KINDS
 from microblog.jobs.registry import JobContext
 from microblog.notifications.jobs import post_created
-from tests.conftest import make_post, make_user, wait_until
-from tests.jobs.conftest import running_worker
-
-
-async def _jobs_done(db) -> bool:
-    return not await db.fetchval(
-        "SELECT count(*) FROM infra.jobs WHERE state IN ('pending', 'running')"
-    )
-
-
-async def _run_jobs(pools, db) -> None:
-    async with running_worker(pools, registry=JOB_KINDS, poll_interval=0.05):
-        await wait_until(lambda: _jobs_done(db))
-    assert not await db.fetchval("SELECT count(*) FROM infra.jobs WHERE state = 'failed'")
+from tests.conftest import make_post, make_user
+from tests.jobs.conftest import run_app_jobs
 
 
 def _listed(page: str) -> list[str]:
@@ -43,7 +30,7 @@ async def test_replies_mentions_likes_and_follows_reach_the_right_people(make_br
     await as_carol.post(f"/posts/{post}/like")
     await as_carol.post("/@alice/follow")
     assert await db.fetchval("SELECT count(*) FROM infra.jobs") == 3
-    await _run_jobs(pools, db)
+    await run_app_jobs(pools, db)
 
     as_alice = make_browser()
     await as_alice.login("alice")
@@ -57,6 +44,19 @@ async def test_replies_mentions_likes_and_follows_reach_the_right_people(make_br
     assert _listed(await as_bob.text("/notifications")) == []  # never to yourself
 
 
+async def test_a_reply_that_names_its_author_notifies_them_once(make_browser, pools, db):
+    alice = await make_user(db, "alice")
+    await make_user(db, "bob")
+    post = await make_post(db, alice, "what do you think?")
+    as_bob = make_browser()
+    await as_bob.login("bob")
+    await as_bob.post("/posts", {"body": "@alice I agree", "in_reply_to": str(post)})
+    await run_app_jobs(pools, db)
+    as_alice = make_browser()
+    await as_alice.login("alice")
+    assert _listed(await as_alice.text("/notifications")) == ["bob replied to your post"]
+
+
 async def test_the_unread_count_shows_in_the_navigation_until_the_page_is_seen(
     make_browser, pools, db
 ):
@@ -66,7 +66,7 @@ async def test_the_unread_count_shows_in_the_navigation_until_the_page_is_seen(
         fan = make_browser()
         await fan.login(name)
         await fan.post("/@star/follow")
-    await _run_jobs(pools, db)
+    await run_app_jobs(pools, db)
     star = make_browser()
     await star.login("star")
     assert 'aria-label="2 unread"' in await star.text("/")
@@ -84,20 +84,24 @@ async def test_a_like_taken_back_and_given_again_notifies_once(make_browser, poo
     await fickle.login("fickle")
     for action in ("like", "unlike", "like"):
         await fickle.post(f"/posts/{post}/{action}")
-    await _run_jobs(pools, db)
+    await run_app_jobs(pools, db)
     assert await db.fetchval("SELECT count(*) FROM notifications WHERE kind = 'like'") == 1
     assert await db.fetchval("SELECT unread_notifications FROM users WHERE id = $1", author.id) == 1
 
 
 async def test_a_notification_job_that_runs_twice_adds_nothing(pools, db):
     alice, bob = await make_user(db, "alice"), await make_user(db, "bob")
+    carol = await make_user(db, "carol")
     post = await make_post(db, alice, "original")
-    reply = await make_post(db, bob, "@alice hi", in_reply_to=post)
+    reply = await make_post(db, bob, "@carol hi", in_reply_to=post)
     context = JobContext(pools, job_id=0, attempt=1)
     for _ in range(2):
         await post_created(context, {"post_id": reply})
     assert await db.fetchval("SELECT count(*) FROM notifications") == 2  # reply and mention
-    assert await db.fetchval("SELECT unread_notifications FROM users WHERE id = $1", alice.id) == 2
+    for user in (alice, carol):
+        assert (
+            await db.fetchval("SELECT unread_notifications FROM users WHERE id = $1", user.id) == 1
+        )
 
 
 async def test_a_rejected_post_enqueues_nothing(browser, db):
@@ -115,7 +119,7 @@ async def test_deleting_a_post_takes_its_unread_notifications_along(make_browser
     bob = make_browser()
     await bob.login("bob")
     await bob.post("/posts", {"body": "hi back", "in_reply_to": str(post)})
-    await _run_jobs(pools, db)
+    await run_app_jobs(pools, db)
     reply = await db.fetchval("SELECT id FROM posts WHERE in_reply_to = $1", post)
     assert await db.fetchval("SELECT unread_notifications FROM users WHERE id = $1", alice.id) == 1
     await bob.post(f"/posts/{reply}/delete")

@@ -11,7 +11,8 @@ from microblog.posts.queries import has_liked, post_author, post_facts
 
 @job("notifications.post_created", max_attempts=8)
 async def post_created(ctx: JobContext, *, post_id: int) -> None:
-    """Tell the author of the post replied to, and everyone mentioned."""
+    """Tell the author of the post replied to, and everyone else mentioned: a reply that
+    names the person it answers ("@ada thanks") tells them once, as a reply."""
     async with ctx.pools.primary.acquire() as conn, conn.transaction():
         post = await post_facts(conn, post_id)
         if post is None:
@@ -19,7 +20,11 @@ async def post_created(ctx: JobContext, *, post_id: int) -> None:
         recipients = []
         if post.parent_author_id is not None:
             recipients.append((post.parent_author_id, "reply"))
-        recipients += [(user_id, "mention") for user_id in post.mentioned_ids]
+        recipients += [
+            (user_id, "mention")
+            for user_id in post.mentioned_ids
+            if user_id != post.parent_author_id
+        ]
         await queries.add(conn, post.author_id, post_id, recipients)
 
 

@@ -12,10 +12,12 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from microblog.background import JOB_KINDS
 from microblog.db.pools import Pools
 from microblog.jobs import processes
 from microblog.jobs.registry import JobContext, JobRegistry, job
 from microblog.jobs.worker import Worker, WorkerOptions
+from tests.conftest import wait_until
 
 
 @job("test.record", max_attempts=3, retry_base=0.05)
@@ -87,3 +89,16 @@ async def running_worker(
 async def job_states(db) -> dict[str, int]:
     rows = await db.fetch("SELECT state, count(*) FROM infra.jobs GROUP BY state")
     return {row["state"]: row["count"] for row in rows}
+
+
+async def run_app_jobs(pools: Pools, db) -> None:
+    """Run every pending job of the app's own kinds to success, with a real worker."""
+
+    async def done() -> bool:
+        return not await db.fetchval(
+            "SELECT count(*) FROM infra.jobs WHERE state IN ('pending', 'running')"
+        )
+
+    async with running_worker(pools, registry=JOB_KINDS, poll_interval=0.05):
+        await wait_until(done)
+    assert not await db.fetchval("SELECT count(*) FROM infra.jobs WHERE state = 'failed'")
