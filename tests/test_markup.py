@@ -9,6 +9,7 @@ from io import BytesIO
 from werkzeug.datastructures import FileStorage
 
 from tests.conftest import make_post, make_user
+from tests.jobs.conftest import run_app_jobs
 
 
 class _StartTags(HTMLParser):
@@ -52,8 +53,8 @@ async def _checked(response, status: int) -> str:
     return page
 
 
-async def test_pages_and_forms_with_errors_are_well_formed(make_browser, db):
-    anonymous, signed_in = make_browser(), make_browser()
+async def test_pages_fragments_and_forms_with_errors_are_well_formed(make_browser, pools, db):
+    anonymous, as_ada, as_bob = make_browser(), make_browser(), make_browser()
     for failed_signup in (
         {"username": "bad name!", "password": "short"},
         {"username": "", "password": ""},
@@ -62,19 +63,35 @@ async def test_pages_and_forms_with_errors_are_well_formed(make_browser, db):
     assert 'required aria-invalid="true" aria-describedby="password-hint password-error"' in page
     await _checked(await anonymous.post("/login", {"username": "x", "password": "y"}), 422)
 
-    ada = await make_user(db, "ada")
-    post = await make_post(db, ada, "hello @ada #markup")
-    for path in ("/", "/public", "/login", "/signup", "/@ada", f"/posts/{post}", "/tags/markup"):
-        await _checked(await anonymous.get(path), 200)
+    ada, bob = await make_user(db, "ada"), await make_user(db, "bob")
+    post = await make_post(db, ada, "hello @bob #markup")
+    await as_bob.sign_in(bob)
+    for action, form in (
+        ("/@ada/follow", {}),
+        (f"/posts/{post}/like", {}),
+        ("/posts", {"body": "hi @ada", "in_reply_to": str(post)}),
+    ):
+        assert (await as_bob.post(action, form)).status_code == 303
+    await run_app_jobs(pools, db)  # the notifications ada reads below
 
-    await signed_in.sign_in(ada)
-    for path in ("/", "/settings", "/notifications", "/@ada", f"/posts/{post}"):
-        await _checked(await signed_in.get(path), 200)
+    pages = ["/", "/public", "/@ada", "/@bob", f"/posts/{post}", "/tags/markup"]
+    for path in [*pages, "/login", "/signup", "/@ada/followers", "/@bob/following"]:
+        await _checked(await anonymous.get(path), 200)
+    await as_ada.sign_in(ada)
+    shown = {}
+    for path in [*pages, "/notifications", "/settings"]:
+        shown[path] = await _checked(await as_ada.get(path), 200)
+        await _checked(await as_ada.get(path, headers={"HX-Request": "true"}), 200)
+    # What the check read: bob's follow, like and reply, a follow button, a post's own forms.
+    assert shown["/notifications"].count('<span class="name">bob</span>') == 3
+    assert 'action="/@bob/follow"' in shown["/@bob"]
+    assert f'action="/posts/{post}/delete"' in shown["/"]
     for path, form in (
         ("/posts", {"body": ""}),
         ("/settings", {"display_name": "x" * 51, "bio": "\x00"}),
         ("/settings/password", {"current_password": "wrong one!", "new_password": "short"}),
     ):
-        await _checked(await signed_in.post(path, form), 422)
+        await _checked(await as_ada.post(path, form), 422)
+        await _checked(await as_ada.post(path, form, headers={"HX-Request": "true"}), 422)
     not_a_picture = FileStorage(BytesIO(b"text"), filename="a.png", content_type="image/png")
-    await _checked(await signed_in.post("/settings/avatar", files={"avatar": not_a_picture}), 422)
+    await _checked(await as_ada.post("/settings/avatar", files={"avatar": not_a_picture}), 422)
