@@ -130,7 +130,10 @@ def test_htmx_flow_follow_post_like_without_page_loads(
 
     bea.goto(f"{site}/")
     set_marker(bea)
+    nothing_yet = bea.locator("p.empty")
+    expect(nothing_yet).to_contain_text("Nothing here yet.")
     post_with_htmx(bea, "Shipping the #scaling guide today: three instances behind nginx.")
+    expect(nothing_yet).to_be_hidden()
     post_with_htmx(bea, "Sessions are signed cookies, so any instance can serve you.")
     assert_no_page_load(bea)
 
