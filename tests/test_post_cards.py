@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from jinja2 import DictLoader, Environment
+
+from microblog.posts.cards import markup_version
 from microblog.web.app import create_app
 from tests.conftest import Browser, make_post, make_user
 from tests.test_timelines import post_ids
@@ -72,3 +75,29 @@ async def test_with_the_cache_off_every_card_is_rendered_and_nothing_is_kept(set
         stats = app.extensions["cache"].stats
         assert (stats.hits, stats.misses, stats.writes) == (0, 0, 0)
         assert len(app.extensions["local_cards"]) == 0
+
+
+async def test_instances_that_draw_cards_differently_never_share_them(settings, pools, db):
+    alice, _ = await _posts_two_days_old(db, 2)
+    pages = []
+    for markup in ("old", "new", "new"):  # a rolling deploy: two versions side by side
+        app = create_app(settings, pools, instance_name=f"drawing-{markup}")
+        app.extensions["card_markup"] = markup
+        async with app.test_app():
+            browser = Browser(app.test_client())
+            await browser.sign_in(alice)
+            pages.append(await browser.text("/"))
+            stats = app.extensions["cache"].stats
+            pages.append((stats.hits, stats.misses))
+    assert pages[1] == (0, 2)  # the old version's cards, drawn and shared
+    assert pages[3] == (0, 2)  # the new version draws its own
+    assert pages[5] == (2, 0)  # and shares them with its kind
+
+
+def test_the_markup_version_follows_every_card_template():
+    def version(post_macros: str, macros: str) -> str:
+        loader = DictLoader({"post_macros.html": post_macros, "macros.html": macros})
+        return markup_version(Environment(loader=loader, autoescape=True))
+
+    assert version("a", "b") == version("a", "b")
+    assert len({version("a", "b"), version("a2", "b"), version("a", "b2")}) == 3

@@ -11,7 +11,8 @@ in when the page is put together.
 Because a card can never be stale, each process keeps the cards it used lately in memory,
 and no instance needs to hear of another's writes. Only cards missing there are looked up in
 the shared cache (one round trip for the page), and only those missing there too are
-rendered, then shared with every instance.
+rendered, then shared with every instance. Shared cards are also known by the version of the
+code that draws them, so during a rolling deploy old and new instances never swap cards.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from cachetools import LRUCache
+from jinja2 import Environment
 from markupsafe import Markup
 from quart import Quart, current_app
 
 from microblog.cache.store import Cache
+from microblog.posts import render
 from microblog.posts.queries import PostView
-from microblog.posts.render import render_body
 from microblog.users.queries import User
 from microblog.web.templating import PageForms, page_forms, relative_time
 
@@ -36,11 +39,25 @@ LOCAL_CARD_CHARACTERS = 16 * 1024 * 1024
 _FORM_FIELDS = "<!--form-fields-->"
 _PLACEHOLDER = PageForms(hidden=Markup("<!--form-fields-->"))
 
+# What draws a card: its templates and the code that turns a post's text into HTML.
+CARD_TEMPLATES = ("post_macros.html", "macros.html")
+
 Shown = tuple  # everything a card shows: its identity in both caches
 
 
 def init_cards(app: Quart) -> None:
     app.extensions["local_cards"] = LRUCache(LOCAL_CARD_CHARACTERS, getsizeof=len)
+    app.extensions["card_markup"] = markup_version(app.extensions["templates"])
+
+
+def markup_version(templates: Environment) -> str:
+    """A digest of everything that draws a card, so a deploy that changes them changes the
+    shared cache's keys."""
+    digest = hashlib.blake2b(digest_size=6)
+    for name in CARD_TEMPLATES:
+        digest.update(templates.loader.get_source(templates, name)[0].encode())
+    digest.update(Path(render.__file__).read_bytes())
+    return digest.hexdigest()
 
 
 def _shown(post: PostView, viewer: User | None, shown_time: str, variant: str) -> Shown:
@@ -53,9 +70,9 @@ def _shown(post: PostView, viewer: User | None, shown_time: str, variant: str) -
     )  # fmt: skip
 
 
-def _shared_key(shown: Shown) -> str:
+def _shared_key(shown: Shown, markup: str) -> str:
     digest = hashlib.blake2b("\x1f".join(map(str, shown)).encode(), digest_size=16).hexdigest()
-    return f"post-card:{shown[0]}:{digest}"
+    return f"post-card:{shown[0]}:{markup}:{digest}"
 
 
 async def render_cards(
@@ -97,14 +114,15 @@ async def _shared_or_rendered(
     in_thread: bool,
 ) -> dict[Shown, str]:
     """The cards this process lacks: from the shared cache, or rendered and then shared."""
-    keys = {shown: _shared_key(shown) for shown in lacking}
+    markup = current_app.extensions["card_markup"]
+    keys = {shown: _shared_key(shown, markup) for shown in lacking}
     shared = await cache.get_many(keys.values()) if cache else {}
     card = current_app.extensions["templates"].get_template("post_macros.html").module.post_card
     found, rendered = {}, {}
     for shown, post in lacking.items():
         html = shared.get(keys[shown])
         if html is None:
-            view = replace(post, body_html=render_body(post.body, set(post.mentioned)))
+            view = replace(post, body_html=render.render_body(post.body, set(post.mentioned)))
             html = rendered[keys[shown]] = str(
                 card(view, viewer, _PLACEHOLDER, focus=focus, in_thread=in_thread)
             )
