@@ -281,6 +281,14 @@ async def test_post_through_htmx_answers_a_fragment_for_the_new_post_or_the_erro
     assert reply.status_code == 200
     assert f'name="in_reply_to" value="{post}"' in html
     assert 'hx-target="#replies"' in html
+    # Shown as the thread shows its replies, with the replied-to post's new count out of band.
+    assert "In reply to a post" not in html
+    counted = re.search(rf'<a class="action" id="post-{post}-replies"[^>]*>(.*?)</a>', html, re.S)
+    assert counted
+    assert 'hx-swap-oob="true"' in counted.group(0)
+    assert " ".join(counted.group(1).split()) == '<span aria-hidden="true">↩</span> 1'
+    page = await browser.text(f"/posts/{post}")
+    assert re.search(rf'id="post-{post}-replies"[^>]*>\s*<span aria-hidden="true">↩</span> 1', page)
     invalid = await browser.post("/posts", {"body": "x" * 501}, headers=HTMX)
     html = await invalid.get_data(as_text=True)
     assert invalid.status_code == 422

@@ -46,6 +46,12 @@ async def create() -> Response:
                 if post.in_reply_to or mentioned:  # someone to tell
                     await enqueue_job(conn, post_created, {"post_id": post_id})
                 view = await queries.post_view(conn, post_id, user.id)
+                # The post replied to shows its count of replies on the page: send the new one.
+                parent = (
+                    await queries.post_view(conn, post.in_reply_to, user.id)
+                    if post.in_reply_to and is_htmx()
+                    else None
+                )
     if post.errors:
         if is_htmx():
             response = await html("_compose.html", 422, post=post, next=next_path)
@@ -55,8 +61,9 @@ async def create() -> Response:
         return await html("compose.html", 422, post=post, next=next_path)
     await public_cache.changed()
     if is_htmx():
-        card = await render_cards([view], user)
-        return await html("_post_created.html", card=card, post=view, next=next_path)
+        # A reply lands among the replies under the post it answers, as the thread shows them.
+        card = await render_cards([view], user, in_thread=parent is not None)
+        return await html("_post_created.html", card=card, post=view, parent=parent, next=next_path)
     return redirect(next_path, 303)
 
 
