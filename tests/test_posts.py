@@ -218,6 +218,26 @@ async def test_delete_through_htmx_answers_an_empty_swap(browser, db, alice):
     assert await db.fetchval("SELECT count(*) FROM posts") == 0
 
 
+async def test_a_reply_deleted_through_htmx_under_its_post_counts_down_there(browser, db, alice):
+    post = await make_post(db, alice, "question")
+    replies = [await make_post(db, alice, f"answer {n}", in_reply_to=post) for n in range(2)]
+    on_thread = {**HTMX, "HX-Current-URL": f"http://localhost/posts/{post}"}
+    response = await browser.post(f"/posts/{replies[0]}/delete", headers=on_thread)
+    html = await response.get_data(as_text=True)
+    assert response.status_code == 200
+    counted = re.fullmatch(
+        rf'\s*<a class="action" id="post-{post}-replies"[^>]*>(.*?)</a>\s*', html, re.S
+    )
+    assert counted
+    assert 'hx-swap-oob="true"' in counted.group(0)
+    assert " ".join(counted.group(1).split()) == '<span aria-hidden="true">↩</span> 1'
+    # Elsewhere the post replied to may not be on the page: nothing is sent for it.
+    elsewhere = {**HTMX, "HX-Current-URL": "http://localhost/"}
+    response = await browser.post(f"/posts/{replies[1]}/delete", headers=elsewhere)
+    assert await response.get_data(as_text=True) == ""
+    assert await counts(db, post) == (0, 0)
+
+
 # --- likes -------------------------------------------------------------------------------------
 
 

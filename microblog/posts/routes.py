@@ -20,6 +20,7 @@ from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import cursor
 from microblog.web.ratelimits import POST_USER
 from microblog.web.sessions import current_user, login_required
+from microblog.web.templating import here
 
 blueprint = Blueprint("posts", __name__)
 
@@ -106,15 +107,28 @@ async def delete(post_id: int) -> Response:
         if author != user.id:
             abort(403, "Only the author of a post can delete it.")
         await forget_post(conn, post_id)
-        await queries.delete_post(conn, post_id, user.id)
+        _, parent_id = await queries.delete_post(conn, post_id, user.id)
+        # Deleted from the replies under the post it answered: that post's count goes down.
+        parent = (
+            await queries.post_view(conn, parent_id, user.id)
+            if is_htmx() and parent_id is not None and _on_page_of(parent_id)
+            else None
+        )
     await public_cache.changed()
     if is_htmx():
-        return Response("", status=200)  # the post's element is swapped for nothing
+        if parent is None:
+            return Response("", status=200)  # the post's element is swapped for nothing
+        return await html("_replies_count.html", post=parent)
     next_path = local_path((await request.form).get("next"))
     # The post's own page is gone; compare whole paths, as /posts/12 starts with /posts/1.
     if urlsplit(next_path).path == f"/posts/{post_id}":
         next_path = "/"
     return redirect(next_path, 303)
+
+
+def _on_page_of(post_id: int) -> bool:
+    """Whether the visitor is on the post's own page, where it shows above its replies."""
+    return urlsplit(here()).path == f"/posts/{post_id}"
 
 
 async def _toggle_like(post_id: int, *, liked: bool) -> Response:
