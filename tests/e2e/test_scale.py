@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     Launcher,
     Visitor,
     WebProcess,
+    forms,
     free_port,
     sign_up,
     tail,
@@ -219,6 +220,28 @@ def test_when_no_instance_answers_nginx_says_so_in_the_apps_words(tmp_path):
     assert htmx.text.startswith('<div class="flash error" role="alert">')
     assert htmx.headers["HX-Retarget"] == "#messages"
     assert htmx.headers["HX-Reswap"] == "innerHTML"
+
+
+def test_the_app_knows_the_page_an_htmx_request_came_from_through_nginx(cluster: Cluster):
+    """htmx names its page by its whole URL, port included, so nginx must pass the host on as
+    the browser wrote it. A reply deleted under its post is the case that shows it: the answer
+    then carries that post's new count of replies."""
+    with Visitor(httpx.Client(base_url=cluster.nginx.url)) as visitor:
+        sign_up(visitor, "threader")
+        assert visitor.submit("/", "/posts", body="a question").status_code == 303
+        post = int(re.search(r'id="post-(\d+)"', visitor.page("/")).group(1))
+        assert visitor.submit(f"/posts/{post}", "/posts", body="an answer").status_code == 303
+        thread = visitor.page(f"/posts/{post}")
+        (delete,) = [
+            f for f in forms(thread) if f.action.endswith("/delete") and f"/{post}/" not in f.action
+        ]
+        response = visitor.http.post(
+            delete.action,
+            data=delete.fields,
+            headers={"HX-Request": "true", "HX-Current-URL": f"{cluster.nginx.url}/posts/{post}"},
+        )
+    assert response.status_code == 200
+    assert f'id="post-{post}-replies"' in response.text
 
 
 def test_static_files_come_from_disk_through_nginx(cluster: Cluster):
