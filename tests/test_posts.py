@@ -296,7 +296,10 @@ async def test_post_through_htmx_answers_a_fragment_for_the_new_post_or_the_erro
     assert 'hx-swap-oob="true"' in html
     assert "></textarea>" in html
     assert 'hx-target="#timeline"' in html
-    reply = await browser.post("/posts", {"body": "re", "in_reply_to": str(post)}, headers=HTMX)
+    on_thread = {**HTMX, "HX-Current-URL": f"http://localhost/posts/{post}"}
+    reply = await browser.post(
+        "/posts", {"body": "re", "in_reply_to": str(post)}, headers=on_thread
+    )
     html = await reply.get_data(as_text=True)
     assert reply.status_code == 200
     assert f'name="in_reply_to" value="{post}"' in html

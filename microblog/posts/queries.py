@@ -128,25 +128,23 @@ async def post_author(conn: asyncpg.Connection, post_id: int) -> int | None:
     return await conn.fetchval("SELECT author_id FROM posts WHERE id = $1", post_id)
 
 
-async def delete_post(
-    conn: asyncpg.Connection, post_id: int, author_id: int
-) -> tuple[bool, int | None]:
-    """Delete the author's own post; replies stay, detached from it. Whether it was deleted,
-    and the post it replied to."""
+async def delete_post(conn: asyncpg.Connection, post_id: int, author_id: int) -> int | None:
+    """Delete the author's own post; replies stay, detached from it. The id of the post it
+    replied to, if it was a reply."""
     deleted = await conn.fetchrow(
         "DELETE FROM posts WHERE id = $1 AND author_id = $2 RETURNING in_reply_to",
         post_id,
         author_id,
     )
     if deleted is None:
-        return False, None
+        return None
     parent_id = deleted["in_reply_to"]
     if parent_id is not None:
         await conn.execute(
             "UPDATE posts SET reply_count = reply_count - 1 WHERE id = $1", parent_id
         )
     await conn.execute("UPDATE users SET post_count = post_count - 1 WHERE id = $1", author_id)
-    return True, parent_id
+    return parent_id
 
 
 async def _lock_post(conn: asyncpg.Connection, post_id: int) -> bool:

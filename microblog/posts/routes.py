@@ -47,10 +47,10 @@ async def create() -> Response:
                 if post.in_reply_to or mentioned:  # someone to tell
                     await enqueue_job(conn, post_created, {"post_id": post_id})
                 view = await queries.post_view(conn, post_id, user.id)
-                # The post replied to shows its count of replies on the page: send the new one.
+                # Replying on the page of the post replied to: send that post's new count.
                 parent = (
                     await queries.post_view(conn, post.in_reply_to, user.id)
-                    if post.in_reply_to and is_htmx()
+                    if is_htmx() and post.in_reply_to and _on_page_of(post.in_reply_to)
                     else None
                 )
     if post.errors:
@@ -63,7 +63,7 @@ async def create() -> Response:
     await public_cache.changed()
     if is_htmx():
         # A reply lands among the replies under the post it answers, as the thread shows them.
-        card = await render_cards([view], user, in_thread=parent is not None)
+        card = await render_cards([view], user, in_thread=post.in_reply_to is not None)
         return await html("_post_created.html", card=card, post=view, parent=parent, next=next_path)
     return redirect(next_path, 303)
 
@@ -107,8 +107,8 @@ async def delete(post_id: int) -> Response:
         if author != user.id:
             abort(403, "Only the author of a post can delete it.")
         await forget_post(conn, post_id)
-        _, parent_id = await queries.delete_post(conn, post_id, user.id)
-        # Deleted from the replies under the post it answered: that post's count goes down.
+        parent_id = await queries.delete_post(conn, post_id, user.id)
+        # Deleted on the page of the post it answered: that post's count goes down.
         parent = (
             await queries.post_view(conn, parent_id, user.id)
             if is_htmx() and parent_id is not None and _on_page_of(parent_id)
@@ -127,7 +127,9 @@ async def delete(post_id: int) -> Response:
 
 
 def _on_page_of(post_id: int) -> bool:
-    """Whether the visitor is on the post's own page, where it shows above its replies."""
+    """Whether the visitor is on the post's own page, where it shows above its replies. Only
+    there is its count of replies sent out of band: htmx reports an error for an out-of-band
+    element with nowhere to go."""
     return urlsplit(here()).path == f"/posts/{post_id}"
 
 
