@@ -93,6 +93,18 @@ async def test_password_change_logs_out_every_other_session(make_browser, db):
     await phone.login("gina", "a brand new one")
 
 
+async def test_password_change_names_the_account_for_password_managers(browser, db):
+    await make_user(db, "keeper")
+    await browser.login("keeper")
+    page = await browser.text("/settings")
+    form = page[page.index('action="/settings/password"') :].split("</form>")[0]
+    assert (
+        '<input type="text" name="username" value="keeper" autocomplete="username" hidden>' in form
+    )
+    assert 'autocomplete="current-password"' in form
+    assert 'autocomplete="new-password"' in form
+
+
 async def test_password_change_requires_the_current_password(browser, db):
     await make_user(db, "hank")
     await browser.login("hank")
