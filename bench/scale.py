@@ -319,6 +319,10 @@ READING = """How to read these numbers:
   and the rate falls by as much.
 - The public timeline for anonymous visitors is cached whole (one version check, one lookup)
   and runs at about the baseline's rate.
+- The instances run with `RATE_LIMITS=off`, as the baseline has no limits and all of wrk's
+  requests come from one address. With limits on, every page also takes one statement on the
+  cache's pool to check and count the visitor's global limit (about 0.28 ms of round trip on
+  this machine; see "Cache and rate limits" below).
 - Once the instances, PostgreSQL, nginx and wrk use every core between them (two or three
   instances here), home / baseline is the ratio of all the CPU a request costs, PostgreSQL's
   included, and the home timeline's query (the newest posts of everyone followed, with the
