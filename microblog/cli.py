@@ -10,9 +10,17 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from microblog import __version__
-from microblog.config import Settings, SettingsError
+from microblog.config import (
+    Settings,
+    SettingsError,
+    port_number,
+    positive_int,
+    queue_names,
+    whole_number,
+)
 from microblog.db.migrate import OutdatedSchema
 from microblog.db.pools import DatabaseUnavailable
 from microblog.jobs.commands import add_jobs_commands
@@ -37,10 +45,6 @@ def _web(settings: Settings, args: argparse.Namespace) -> int:
         lambda: run_web(settings, host=args.host, port=port, name=name), args.host, port
     )
     return 0
-
-
-def _queues(text: str) -> tuple[str, ...]:
-    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -133,27 +137,35 @@ def _add_command(
 def _add_listen_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument(
-        "--port", type=int, default=None, help="port to listen on (default: $PORT, else 3000)"
+        "--port",
+        type=_argument(port_number),
+        default=None,
+        help="port to listen on (default: $PORT, else 3000)",
     )
 
 
 def _add_concurrency_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency",
-        type=_positive,
+        type=_argument(positive_int),
         default=None,
         help="jobs run at the same time (default: $WORKER_CONCURRENCY, else 10)",
     )
 
 
-def _positive(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
+T = TypeVar("T")
+
+
+def _argument(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """A setting's parser (microblog.config) as an argparse type: one rule for both ways in."""
+
+    def parse_argument(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listen_options(web)
     worker = _add_command(commands, "worker", _worker, "run background jobs until stopped")
     worker.add_argument(
-        "--queues", type=_queues, default=None, help="comma-separated queues (default: all)"
+        "--queues",
+        type=_argument(queue_names),
+        default=None,
+        help="comma-separated queues (default: all)",
     )
     _add_concurrency_option(worker)
     combined = _add_command(
@@ -182,10 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "db", _db, "run the embedded PostgreSQL in the foreground and print its URL"
     )
     seed = _add_command(commands, "seed", _seed, "generate demo or benchmark data")
-    seed.add_argument("--users", type=_positive, required=True, help="accounts to create")
-    seed.add_argument("--posts", type=_positive, required=True, help="posts to create")
     seed.add_argument(
-        "--follows", type=int, default=None, help="follows to create (default: 20 per user)"
+        "--users", type=_argument(positive_int), required=True, help="accounts to create"
+    )
+    seed.add_argument(
+        "--posts", type=_argument(positive_int), required=True, help="posts to create"
+    )
+    seed.add_argument(
+        "--follows",
+        type=_argument(whole_number),
+        default=None,
+        help="follows to create (default: 20 per user)",
     )
     seed.add_argument(
         "--progress", action="store_true", help="show the progress bar even when not on a terminal"

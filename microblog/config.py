@@ -49,13 +49,28 @@ def _postgres_url(value: str) -> str:
     return value
 
 
-def _positive_int(value: str) -> int:
+# Parsers of setting values; the command line uses them too. Each raises ValueError saying
+# what it wanted.
+
+
+def whole_number(value: str, at_least: int = 0) -> int:
     try:
         number = int(value)
     except ValueError:
         raise ValueError(f"must be a whole number, got {value!r}") from None
-    if number < 1:
-        raise ValueError(f"must be at least 1, got {number}")
+    if number < at_least:
+        raise ValueError(f"must be at least {at_least}, got {number}")
+    return number
+
+
+def positive_int(value: str) -> int:
+    return whole_number(value, at_least=1)
+
+
+def port_number(value: str) -> int:
+    number = positive_int(value)
+    if number > 65535:
+        raise ValueError(f"must be a port number, 1 to 65535, got {number}")
     return number
 
 
@@ -70,7 +85,7 @@ def _seconds(value: str) -> float:
     return float(match[1]) * _UNITS[match[2] or "s"]
 
 
-def _names(value: str) -> tuple[str, ...]:
+def queue_names(value: str) -> tuple[str, ...]:
     names = tuple(item.strip() for item in value.split(",") if item.strip())
     for name in names:
         if not re.fullmatch(r"[a-z0-9_-]{1,50}", name):
@@ -169,7 +184,7 @@ class Settings:
     )
     db_pool_size: int = _setting(
         "DB_POOL_SIZE",
-        _positive_int,
+        positive_int,
         10,
         "Connections per pool per process; the total is pools x processes.",
     )
@@ -223,17 +238,17 @@ class Settings:
         "LOG_LEVEL", _one_of(LOG_LEVELS), "info", "debug, info, warning or error."
     )
     port: int = _setting(
-        "PORT", _positive_int, 3000, "Port of web and combined when --port is not given."
+        "PORT", port_number, 3000, "Port of web and combined when --port is not given."
     )
     worker_queues: tuple[str, ...] = _setting(
         "WORKER_QUEUES",
-        _names,
+        queue_names,
         (),
         "Queues a worker takes jobs from, comma-separated. Unset: all of them.",
     )
     worker_concurrency: int = _setting(
         "WORKER_CONCURRENCY",
-        _positive_int,
+        positive_int,
         10,
         "Jobs a worker runs at the same time.",
     )
@@ -263,7 +278,7 @@ class Settings:
     )
     cache_max_entries: int = _setting(
         "CACHE_MAX_ENTRIES",
-        _positive_int,
+        positive_int,
         100_000,
         "The cache is trimmed, oldest entries first, to at most this many entries.",
     )

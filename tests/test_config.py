@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from microblog.cli import build_parser
 from microblog.config import Settings, SettingsError, documented_variables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,7 @@ def test_defaults_without_any_variable(tmp_path, monkeypatch):
         ("SECRET_KEY_BASE", "short", "32 characters"),
         ("LOG_LEVEL", "loud", "debug"),
         ("PORT", "http", "whole number"),
+        ("PORT", "70000", "1 to 65535"),
     ],
 )
 def test_bad_value_is_refused_with_the_variable_named(variable, value, fragment):
@@ -118,3 +120,20 @@ def test_every_setting_is_documented_in_the_configuration_guide():
     variables = {variable for variable, _ in documented_variables()}
     assert variables - rows == set(), "undocumented settings"
     assert rows - variables == set(), "documented settings that do not exist"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["web", "--port", "99999"], "argument --port: must be a port number, 1 to 65535"),
+        (["combined", "--port", "-5"], "argument --port: must be at least 1, got -5"),
+        (["worker", "--queues", "''"], "argument --queues: \"''\" is not a queue name"),
+        (["worker", "--concurrency", "many"], "argument --concurrency: must be a whole number"),
+        (["seed", "--users", "2", "--posts", "1", "--follows", "-5"], "must be at least 0"),
+    ],
+)
+def test_command_line_values_follow_the_settings_rules(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(arguments)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

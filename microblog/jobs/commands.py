@@ -69,10 +69,10 @@ def _retry(settings: Settings, args: argparse.Namespace) -> int:
 
     async def retry(conn: asyncpg.Connection) -> int:
         retried = await admin.retry(conn, None if args.all else args.id)
-        print(f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}")
         if args.id is not None and not retried:
             print(f"microblog: job {args.id} is not a failed job", file=sys.stderr)
             return 1
+        print(f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}")
         return 0
 
     return _run(settings, retry)
