@@ -10,6 +10,7 @@ import logging
 
 import asyncpg
 from quart import Quart, Response
+from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from microblog.web.htmx import is_htmx, render
@@ -64,11 +65,17 @@ async def error_response(status: int, message: str | None = None) -> Response:
 async def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
     custom = error.description if error.description != type(error).description else None
+    if isinstance(error, RateLimitExceeded):
+        custom = f"Too many requests. Try again in {_seconds(error.retry_after)}."
     response = await error_response(status, custom if status != 500 else None)
     for name, value in error.get_headers():
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
+
+
+def _seconds(count: int) -> str:
+    return "a second" if count <= 1 else f"{count} seconds"
 
 
 async def _internal_error(error: InternalServerError) -> Response:

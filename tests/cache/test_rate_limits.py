@@ -84,11 +84,14 @@ async def test_a_limited_login_gets_429_with_headers_and_a_friendly_page(strict_
     answers = [await browser.client.post("/login", form=form) for _ in range(3)]
     assert [a.status_code for a in answers] == [422, 422, 429]
     limited = answers[-1]
-    assert int(limited.headers["Retry-After"]) >= 1
+    wait = int(limited.headers["Retry-After"])
+    assert wait >= 1
     assert limited.headers["RateLimit-Limit"] == "2"
     assert limited.headers["RateLimit-Remaining"] == "0"
     page = await limited.get_data(as_text=True)
     assert "Slow down" in page
+    in_words = "a second" if wait == 1 else f"{wait} seconds"
+    assert f"Too many requests. Try again in {in_words}." in page
     assert "<html" in page
     htmx = await browser.client.post("/login", form=form, headers={"HX-Request": "true"})
     assert htmx.status_code == 429
