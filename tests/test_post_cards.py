@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from jinja2 import DictLoader, Environment
 
-from microblog.posts.cards import markup_version
+from microblog.posts.cards import CARD_TEMPLATES, markup_version
 from microblog.web.app import create_app
 from tests.conftest import Browser, make_post, make_user
 from tests.test_timelines import post_ids
@@ -95,9 +95,10 @@ async def test_instances_that_draw_cards_differently_never_share_them(settings, 
 
 
 def test_the_markup_version_follows_every_card_template():
-    def version(post_macros: str, macros: str) -> str:
-        loader = DictLoader({"post_macros.html": post_macros, "macros.html": macros})
+    def version(*sources: str) -> str:
+        loader = DictLoader(dict(zip(CARD_TEMPLATES, sources, strict=True)))
         return markup_version(Environment(loader=loader, autoescape=True))
 
-    assert version("a", "b") == version("a", "b")
-    assert len({version("a", "b"), version("a2", "b"), version("a", "b2")}) == 3
+    assert version("a", "b", "c") == version("a", "b", "c")
+    changed = {version("a", "b", "c"), version("A", "b", "c"), version("a", "B", "c")}
+    assert len(changed | {version("a", "b", "C")}) == 4

@@ -39,8 +39,9 @@ LOCAL_CARD_CHARACTERS = 16 * 1024 * 1024
 _FORM_FIELDS = "<!--form-fields-->"
 _PLACEHOLDER = PageForms(hidden=Markup("<!--form-fields-->"))
 
-# What draws a card: its templates and the code that turns a post's text into HTML.
-CARD_TEMPLATES = ("post_macros.html", "macros.html")
+# What draws a card: its templates and the code that turns a post's text into HTML; and
+# _timeline.html, which puts cards together into the public timeline's shared first page.
+CARD_TEMPLATES = ("post_macros.html", "macros.html", "_timeline.html")
 
 Shown = tuple  # everything a card shows: its identity in both caches
 

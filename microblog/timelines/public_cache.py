@@ -43,7 +43,9 @@ async def first_page(compute_page) -> dict[str, Any] | None:
         html = render_template("_timeline.html", **page)
         return {"timeline_html": html, "empty": page["empty"]}
 
-    cached = await cache.fetch(PAGE_KEY, TTL, render, version_key=VERSION_KEY)
+    # Known by the version of the code that draws it, as cards are (microblog/posts/cards.py).
+    key = f"{PAGE_KEY}:{current_app.extensions['card_markup']}"
+    cached = await cache.fetch(key, TTL, render, version_key=VERSION_KEY)
     # The HTML was rendered, escaped, by our own template; the cache only stored it.
     return {**cached, "timeline_html": Markup(cached["timeline_html"])}  # noqa: S704
 
