@@ -44,14 +44,20 @@ async def test_replies_mentions_likes_and_follows_reach_the_right_people(make_br
     assert _listed(await as_bob.text("/notifications")) == []  # never to yourself
 
 
-async def test_a_reply_that_names_its_author_notifies_them_once(make_browser, pools, db):
+async def _bob_replies_to_alice(make_browser, pools, db, body: str):
+    """alice posts, bob (logged in on the browser returned) replies with `body`, jobs run."""
     alice = await make_user(db, "alice")
     await make_user(db, "bob")
     post = await make_post(db, alice, "what do you think?")
     as_bob = make_browser()
     await as_bob.login("bob")
-    await as_bob.post("/posts", {"body": "@alice I agree", "in_reply_to": str(post)})
+    await as_bob.post("/posts", {"body": body, "in_reply_to": str(post)})
     await run_app_jobs(pools, db)
+    return alice, post, as_bob
+
+
+async def test_a_reply_that_names_its_author_notifies_them_once(make_browser, pools, db):
+    await _bob_replies_to_alice(make_browser, pools, db, "@alice I agree")
     as_alice = make_browser()
     await as_alice.login("alice")
     assert _listed(await as_alice.text("/notifications")) == ["bob replied to your post"]
@@ -113,13 +119,7 @@ async def test_a_rejected_post_enqueues_nothing(browser, db):
 
 
 async def test_deleting_a_post_takes_its_unread_notifications_along(make_browser, pools, db):
-    alice = await make_user(db, "alice")
-    await make_user(db, "bob")
-    post = await make_post(db, alice, "hello")
-    bob = make_browser()
-    await bob.login("bob")
-    await bob.post("/posts", {"body": "hi back", "in_reply_to": str(post)})
-    await run_app_jobs(pools, db)
+    alice, post, bob = await _bob_replies_to_alice(make_browser, pools, db, "hi back")
     reply = await db.fetchval("SELECT id FROM posts WHERE in_reply_to = $1", post)
     assert await db.fetchval("SELECT unread_notifications FROM users WHERE id = $1", alice.id) == 1
     await bob.post(f"/posts/{reply}/delete")
