@@ -26,6 +26,16 @@ async def test_pages_carry_the_security_headers(browser):
     assert headers["Referrer-Policy"] == "same-origin"
 
 
+async def test_pages_are_never_kept_by_shared_caches(browser, db):
+    await browser.sign_in(await make_user(db, "private"))
+    for path in ("/", "/settings", "/@private", "/no/such/page"):
+        response = await browser.get(path)
+        assert response.headers["Cache-Control"] == "private, no-cache", path
+    static = await browser.get("/static/app.css")
+    assert static.headers["Cache-Control"] == "no-cache"  # its own, kept
+    assert (await browser.get("/notifications")).headers["Cache-Control"] == "no-store"
+
+
 async def test_error_pages_carry_the_security_headers_too(browser):
     response = await browser.get("/no/such/page")
     assert response.status_code == 404

@@ -1,4 +1,9 @@
-"""Security headers on every response. No inline script anywhere, so the CSP can forbid it."""
+"""Security headers on every response. No inline script anywhere, so the CSP can forbid it.
+
+Pages carry a CSRF token and, for a logged-in visitor, what only they may see: unless a route
+says otherwise (static files, pictures), no cache but the browser's may keep a response, and
+the browser asks again before using it.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
+    "Cache-Control": "private, no-cache",
 }
 
 
