@@ -69,12 +69,15 @@ async def prune_dead(conn: asyncpg.Connection, timeout_seconds: float) -> int:
     return len(rows)
 
 
-async def alive(conn: asyncpg.Connection) -> list[ProcessRow]:
+async def alive(conn: asyncpg.Connection, timeout_seconds: float) -> list[ProcessRow]:
+    """The processes that have heartbeated within the timeout, by role and name."""
     rows = await conn.fetch(
         """
         SELECT id, role, name, hostname, pid, started_at, heartbeat_at
-        FROM infra.processes ORDER BY role, name
-        """
+        FROM infra.processes WHERE heartbeat_at >= now() - make_interval(secs => $1)
+        ORDER BY role, name
+        """,
+        timeout_seconds,
     )
     return [ProcessRow(**dict(row)) for row in rows]
 

@@ -82,6 +82,9 @@ def test_a_recurring_job_runs_once_per_slot_across_three_workers(
     workers = [launcher.start(["worker"], cwd=workdir, env=env) for _ in range(3)]
     slots = "SELECT count(*) FROM infra.recurring_runs WHERE name = 'prune-dead-processes'"
     _wait(fresh_database, slots, lambda n: n >= 11, "ten slots", 30)
+    stats = launcher.run(["jobs", "stats"], cwd=workdir, env=env)
+    assert stats.stdout.splitlines()[-1].startswith("taking jobs: ")
+    assert stats.stdout.count("(worker, pid ") == 3
     for worker in workers:
         assert worker.stop() == 0
     runs = asyncio.run(
@@ -133,6 +136,9 @@ def test_the_jobs_commands_show_retry_and_discard(
     stats = launcher.run(["jobs", "stats"], cwd=workdir, env=env)
     assert stats.returncode == 0
     assert re.search(r"^default\s+failed\s+1\b", stats.stdout, re.MULTILINE), stats.stdout
+    assert stats.stdout.splitlines()[-1] == (
+        "no worker or combined process is running: pending jobs wait until one starts"
+    )
 
     failed = launcher.run(["jobs", "failed"], cwd=workdir, env=env)
     assert f"{job_id}\tdefault\tjobs.ping\tattempts=5\tRuntimeError: it broke" in failed.stdout

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from microblog.jobs import admin
+from microblog.jobs import admin, processes
 from microblog.jobs.builtin import prune_dead_processes
 from microblog.jobs.queue import enqueue, enqueue_many
 from microblog.jobs.registry import JobArgumentsError, JobContext
@@ -230,6 +230,22 @@ async def _listening(db) -> bool:
         """
     )
     return count == 1
+
+
+async def test_only_processes_heard_from_within_the_timeout_count_as_alive(pools, runs):
+    async with (
+        processes.registered(pools.queue, role="worker", name="w-1", interval=60),
+        processes.registered(pools.queue, role="web", name="web-1", interval=60),
+    ):
+        await runs.execute(
+            """
+            INSERT INTO infra.processes (id, role, name, hostname, pid, heartbeat_at)
+            VALUES (gen_random_uuid(), 'combined', 'silent', 'host', 1, now() - interval '1 minute')
+            """
+        )
+        alive = await processes.alive(runs, timeout_seconds=30)
+        assert [(p.role, p.name) for p in alive] == [("web", "web-1"), ("worker", "w-1")]
+        assert len(await processes.alive(runs, timeout_seconds=3600)) == 3
 
 
 async def test_jobs_of_a_process_that_stopped_heartbeating_go_back_to_the_queue(pools, runs):
