@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import DEFAULT_PASSWORD, make_user
+from tests.conftest import DEFAULT_PASSWORD, make_post, make_user
 
 
 async def test_signup_logs_in_and_redirects_home(browser, db):
@@ -67,6 +67,29 @@ async def test_logout_ends_the_session(browser, db):
     response = await browser.get("/settings")
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/login")
+
+
+async def test_an_htmx_action_after_the_session_ended_sends_the_browser_to_log_in(
+    browser, make_browser, db
+):
+    """Not a redirect, which the browser would follow inside htmx's request, swapping the
+    log-in page into the button pressed: htmx itself goes to the page HX-Redirect names."""
+    post = await make_post(db, await make_user(db, "ended"), "like me")
+    await browser.login("ended")
+    elsewhere = make_browser()
+    await elsewhere.login("ended")
+    changed = await elsewhere.post(
+        "/settings/password", {"current_password": DEFAULT_PASSWORD, "new_password": "a new one!"}
+    )
+    assert changed.status_code == 303  # which logs out every other session
+    response = await browser.post(
+        f"/posts/{post}/like", headers={"HX-Request": "true", "Referer": "http://localhost/"}
+    )
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/login?next=/"
+    assert "Location" not in response.headers
+    assert await response.get_data(as_text=True) == ""
+    assert await db.fetchval("SELECT count(*) FROM likes") == 0
 
 
 async def test_session_cookie_is_httponly_and_samesite_lax(browser, db):

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from cachetools import LRUCache
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from quart import Quart, current_app, g, redirect, request, session, url_for
+from quart import Quart, Response, current_app, g, redirect, request, session, url_for
 from quart.sessions import SecureCookieSession, SecureCookieSessionInterface
 from quart.wrappers import BaseRequestWebsocket
 
@@ -191,10 +191,11 @@ def login_required(view: View) -> View:
         if current_user() is None:
             back = request.full_path.rstrip("?") if request.method == "GET" else referrer_path()
             target = url_for("users.login", next=back)
-            response = redirect(target, 303)
             if is_htmx():
-                response.headers["HX-Redirect"] = target
-            return response
+                # Not a redirect: the browser would follow it inside htmx's request and htmx
+                # would swap the whole log-in page into the button that was pressed.
+                return Response("", 401, headers={"HX-Redirect": target})
+            return redirect(target, 303)
         return await view(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]
