@@ -69,11 +69,11 @@ async def test_logout_ends_the_session(browser, db):
     assert response.headers["Location"].startswith("/login")
 
 
-async def test_an_htmx_action_after_the_session_ended_sends_the_browser_to_log_in(
+async def test_an_htmx_action_after_the_session_ended_offers_to_log_in_again(
     browser, make_browser, db
 ):
-    """Not a redirect, which the browser would follow inside htmx's request, swapping the
-    log-in page into the button pressed: htmx itself goes to the page HX-Redirect names."""
+    """The page stays, with whatever was half-written in it: no redirect, which the browser
+    would follow inside htmx's request and swap the log-in page into the button pressed."""
     post = await make_post(db, await make_user(db, "ended"), "like me")
     await browser.login("ended")
     elsewhere = make_browser()
@@ -82,13 +82,14 @@ async def test_an_htmx_action_after_the_session_ended_sends_the_browser_to_log_i
         "/settings/password", {"current_password": DEFAULT_PASSWORD, "new_password": "a new one!"}
     )
     assert changed.status_code == 303  # which logs out every other session
-    response = await browser.post(
-        f"/posts/{post}/like", headers={"HX-Request": "true", "Referer": "http://localhost/"}
-    )
+    on_page = {"HX-Request": "true", "HX-Current-URL": "http://localhost/?before=9"}
+    response = await browser.post(f"/posts/{post}/like", headers=on_page)
     assert response.status_code == 401
-    assert response.headers["HX-Redirect"] == "/login?next=/"
     assert "Location" not in response.headers
-    assert await response.get_data(as_text=True) == ""
+    assert response.headers["HX-Retarget"] == "#messages"
+    fragment = await response.get_data(as_text=True)
+    assert "<strong>Logged out.</strong>" in fragment
+    assert '<a href="/login?next=/?before%3D9">Log in again</a>' in fragment
     assert await db.fetchval("SELECT count(*) FROM likes") == 0
 
 

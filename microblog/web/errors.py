@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 
 TITLES = {
     400: ("Bad request", "The request could not be understood."),
+    401: (
+        "Logged out",
+        "Your session has ended: you logged out, or changed your password, somewhere else.",
+    ),
     403: ("Forbidden", "You are not allowed to do that."),
     404: ("Not found", "There is nothing at this address."),
     405: ("Method not allowed", "This address does not accept that kind of request."),
@@ -45,7 +49,10 @@ DATABASE_OUTAGE = (
 )
 
 
-async def error_response(status: int, message: str | None = None) -> Response:
+async def error_response(
+    status: int, message: str | None = None, *, login_url: str | None = None
+) -> Response:
+    """The error page, or for htmx its fragment; `login_url` adds a link to log in again."""
     title, default_message = TITLES.get(status, TITLES[500])
     response = await render(
         "error.html",
@@ -54,6 +61,7 @@ async def error_response(status: int, message: str | None = None) -> Response:
         code=status,
         title=title,
         message=message or default_message,
+        login_url=login_url,
     )
     if is_htmx():
         # Errors land in the page's message area, whatever the element that asked.

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from cachetools import LRUCache
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from quart import Quart, Response, current_app, g, redirect, request, session, url_for
+from quart import Quart, current_app, g, redirect, request, session, url_for
 from quart.sessions import SecureCookieSession, SecureCookieSessionInterface
 from quart.wrappers import BaseRequestWebsocket
 
@@ -27,8 +27,10 @@ from microblog.users.known import KnownUsers
 from microblog.users.queries import User, user_by_id
 from microblog.web.csrf import csrf_token
 from microblog.web.db import committed, connection
+from microblog.web.errors import error_response
 from microblog.web.forms import referrer_path
 from microblog.web.htmx import is_htmx
+from microblog.web.templating import here
 
 SECRET_FILE = "secret_key"
 # Session cookies each process remembers as verified: some megabytes.
@@ -189,13 +191,13 @@ def login_required(view: View) -> View:
     @wraps(view)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
-            back = request.full_path.rstrip("?") if request.method == "GET" else referrer_path()
-            target = url_for("users.login", next=back)
             if is_htmx():
-                # Not a redirect: the browser would follow it inside htmx's request and htmx
-                # would swap the whole log-in page into the button that was pressed.
-                return Response("", 401, headers={"HX-Redirect": target})
-            return redirect(target, 303)
+                # The page stays, and with it anything half-written in it; the message area
+                # offers to log in again. (A redirect would be followed inside htmx's request
+                # and the log-in page swapped into the button that was pressed.)
+                return await error_response(401, login_url=url_for("users.login", next=here()))
+            back = request.full_path.rstrip("?") if request.method == "GET" else referrer_path()
+            return redirect(url_for("users.login", next=back), 303)
         return await view(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]
