@@ -79,19 +79,24 @@ async def test_with_the_cache_off_every_card_is_rendered_and_nothing_is_kept(set
 
 async def test_instances_that_draw_cards_differently_never_share_them(settings, pools, db):
     alice, _ = await _posts_two_days_old(db, 2)
-    pages = []
+    looked_up = []
     for markup in ("old", "new", "new"):  # a rolling deploy: two versions side by side
         app = create_app(settings, pools, instance_name=f"drawing-{markup}")
         app.extensions["card_markup"] = markup
         async with app.test_app():
             browser = Browser(app.test_client())
             await browser.sign_in(alice)
-            pages.append(await browser.text("/"))
+            await browser.text("/")
             stats = app.extensions["cache"].stats
-            pages.append((stats.hits, stats.misses))
-    assert pages[1] == (0, 2)  # the old version's cards, drawn and shared
-    assert pages[3] == (0, 2)  # the new version draws its own
-    assert pages[5] == (2, 0)  # and shares them with its kind
+            looked_up.append((stats.hits, stats.misses))
+            await Browser(app.test_client()).text("/public")  # the anonymous page, cached whole
+    assert looked_up[0] == (0, 2)  # the old version's cards, drawn and shared
+    assert looked_up[1] == (0, 2)  # the new version draws its own
+    assert looked_up[2] == (2, 0)  # and shares them with its kind
+    public_pages = await db.fetch(
+        "SELECT key FROM infra.cache_entries WHERE key LIKE 'public-timeline:first-page:%'"
+    )
+    assert sorted(row["key"].rsplit(":", 1)[1] for row in public_pages) == ["new", "old"]
 
 
 def test_the_markup_version_follows_every_card_template():
