@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import asyncpg
 from quart import Blueprint, Response, abort, redirect, request
 from quart_rate_limiter import rate_limit
 
@@ -47,12 +48,7 @@ async def create() -> Response:
                 if post.in_reply_to or mentioned:  # someone to tell
                     await enqueue_job(conn, post_created, {"post_id": post_id})
                 view = await queries.post_view(conn, post_id, user.id)
-                # Replying on the page of the post replied to: send that post's new count.
-                parent = (
-                    await queries.post_view(conn, post.in_reply_to, user.id)
-                    if is_htmx() and post.in_reply_to and _on_page_of(post.in_reply_to)
-                    else None
-                )
+                parent = await _replied_to_on_its_page(conn, post.in_reply_to, user.id)
     if post.errors:
         if is_htmx():
             response = await html("_compose.html", 422, post=post, next=next_path)
@@ -108,12 +104,7 @@ async def delete(post_id: int) -> Response:
             abort(403, "Only the author of a post can delete it.")
         await forget_post(conn, post_id)
         parent_id = await queries.delete_post(conn, post_id, user.id)
-        # Deleted on the page of the post it answered: that post's count goes down.
-        parent = (
-            await queries.post_view(conn, parent_id, user.id)
-            if is_htmx() and parent_id is not None and _on_page_of(parent_id)
-            else None
-        )
+        parent = await _replied_to_on_its_page(conn, parent_id, user.id)
     await public_cache.changed()
     if is_htmx():
         if parent is None:
@@ -126,11 +117,15 @@ async def delete(post_id: int) -> Response:
     return redirect(next_path, 303)
 
 
-def _on_page_of(post_id: int) -> bool:
-    """Whether the visitor is on the post's own page, where it shows above its replies. Only
-    there is its count of replies sent out of band: htmx reports an error for an out-of-band
-    element with nowhere to go."""
-    return urlsplit(here()).path == f"/posts/{post_id}"
+async def _replied_to_on_its_page(
+    conn: asyncpg.Connection, parent_id: int | None, viewer_id: int
+) -> queries.PostView | None:
+    """The post a reply answers, when htmx asks from that post's own page, where it shows its
+    count of replies above them: the new count is sent out of band. Elsewhere the post may not
+    be on the page, and htmx reports an out-of-band element with nowhere to go as an error."""
+    if parent_id is None or not is_htmx() or urlsplit(here()).path != f"/posts/{parent_id}":
+        return None
+    return await queries.post_view(conn, parent_id, viewer_id)
 
 
 async def _toggle_like(post_id: int, *, liked: bool) -> Response:

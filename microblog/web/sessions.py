@@ -191,13 +191,14 @@ def login_required(view: View) -> View:
     @wraps(view)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
+            back = here() if is_htmx() or request.method == "GET" else referrer_path()
+            target = url_for("users.login", next=back)
             if is_htmx():
                 # The page stays, and with it anything half-written in it; the message area
                 # offers to log in again. (A redirect would be followed inside htmx's request
                 # and the log-in page swapped into the button that was pressed.)
-                return await error_response(401, login_url=url_for("users.login", next=here()))
-            back = request.full_path.rstrip("?") if request.method == "GET" else referrer_path()
-            return redirect(url_for("users.login", next=back), 303)
+                return await error_response(401, login_url=target)
+            return redirect(target, 303)
         return await view(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]
