@@ -28,9 +28,12 @@ def shiv_command() -> tuple[list[str], dict[str, str]]:
         if not (TOOLS / "shiv").is_dir():
             print("fetching shiv into build/tools ...", flush=True)
             subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(TOOLS), "shiv"],
+                [
+                    sys.executable, "-m", "pip", "install", "--quiet", "--target", str(TOOLS),
+                    "--disable-pip-version-check", "--root-user-action=ignore", "shiv",
+                ],
                 check=True,
-            )
+            )  # fmt: skip
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TOOLS), env.get("PYTHONPATH")]))
     return [sys.executable, "-m", "shiv"], env
 

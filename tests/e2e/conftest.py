@@ -61,10 +61,11 @@ def tail(path: Path, lines: int = 40) -> str:
 
 @dataclass
 class Pyz:
-    """The built artifact and how to run it."""
+    """The built artifact, what the build printed, and how to run it."""
 
     path: Path
     shiv_root: Path
+    build_output: str = ""
 
     def command(self, *args: str) -> list[str]:
         # Run with this interpreter: the .pyz carries compiled wheels (asyncpg, argon2) built
@@ -281,20 +282,43 @@ def scratch() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def fresh_checkout(destination: Path) -> Path:
+    """The repository's files as a fresh clone has them, plus uncommitted changes: no venv,
+    no build/ folder (so the build fetches its tools as it does on a new machine), no var/."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():  # a file deleted but not yet committed is listed too
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
+
+
 @pytest.fixture(scope="session")
 def pyz(scratch: Path) -> Pyz:
-    """microblog.pyz, built once per session into a temporary folder and unpacked once."""
+    """microblog.pyz, built once per session from a fresh checkout and unpacked once.
+
+    Built as the README says, by the machine's python3 outside any virtual environment (pip
+    behaves differently inside one), of the version running the tests: the .pyz carries
+    compiled wheels for it.
+    """
     output = scratch / "microblog.pyz"
+    python = Path(sys.base_prefix, "bin", f"python{sys.version_info[0]}.{sys.version_info[1]}")
     build = subprocess.run(
-        [sys.executable, "build.py", "--output", str(output)],
-        cwd=ROOT,
+        [str(python), "build.py", "--output", str(output)],
+        cwd=fresh_checkout(scratch / "checkout"),
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT,
         check=False,
     )
     assert build.returncode == 0, f"build failed:\n{build.stdout}\n{build.stderr}"
-    built = Pyz(path=output, shiv_root=scratch / "shiv")
+    built = Pyz(path=output, shiv_root=scratch / "shiv", build_output=build.stdout + build.stderr)
     # The first run unpacks the dependencies into SHIV_ROOT; do it now, not in a timed test.
     unpack = subprocess.run(
         built.command("--version"),

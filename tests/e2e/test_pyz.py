@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from microblog import __version__
-from tests.e2e.conftest import Launcher, Visitor, forms, free_port, sign_up
+from tests.e2e.conftest import Launcher, Pyz, Visitor, forms, free_port, sign_up
 
 pytestmark = pytest.mark.process
 
@@ -105,6 +105,14 @@ def commands_listed_in(help_text: str) -> list[str]:
     """The subcommand names of the top-level --help ("    web    serve HTTP")."""
     section = help_text.split("commands:", 1)[1]
     return re.findall(r"^    ([a-z][a-z-]*)\b", section, re.MULTILINE)
+
+
+def test_the_build_fetches_shiv_without_pips_warning_about_root(pyz: Pyz):
+    if os.geteuid() != 0:
+        pytest.skip("pip warns about running as root only to root")
+    if "fetching shiv" not in pyz.build_output:
+        pytest.skip("shiv is installed for the building python3: the build fetched nothing")
+    assert "Running pip as the 'root' user" not in pyz.build_output, pyz.build_output
 
 
 def test_version_and_help_on_every_command(launcher: Launcher, workdir: Path):
