@@ -2,6 +2,10 @@
 
 The request id (from nginx's X-Request-ID or generated) and the instance name are attached to
 every record, so lines from many instances can be merged and followed.
+
+Values come from visitors too (a request's path): in both formats every line is printable
+ASCII, so no value can end a line, forge another or send a terminal escape. JSON escapes the
+rest itself; text quotes and escapes, JSON-style, every part that is not a plain token.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -33,22 +38,29 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+# Printable ASCII but for the space, the quote, the equals sign and the backslash: a bare token
+# that reads back as itself.
+_PLAIN = re.compile(r"[!#-<>-\[\]-~]+")
+
+
 def _quote(value: Any) -> str:
     text = str(value)
-    if text == "" or any(c in text for c in ' "=\n'):
-        return json.dumps(text)
-    return text
+    if _PLAIN.fullmatch(text):
+        return text
+    return json.dumps(text)  # ensure_ascii: controls, DEL and all non-ASCII become \uXXXX
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        parts = [f"{stamp}Z", record.levelname.lower(), record.name, _quote(record.getMessage())]
-        parts += [f"{key}={_quote(value)}" for key, value in _extra_fields(record).items()]
-        line = " ".join(parts)
+        parts = [f"{stamp}Z", record.levelname.lower(), record.name, record.getMessage()]
+        fields = _extra_fields(record)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
+            fields["traceback"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            fields["stack"] = record.stack_info
+        line = " ".join(_quote(part) for part in parts)
+        return " ".join([line, *(f"{_quote(k)}={_quote(v)}" for k, v in fields.items())])
 
 
 class JsonFormatter(logging.Formatter):
@@ -62,6 +74,8 @@ class JsonFormatter(logging.Formatter):
         entry.update(_extra_fields(record))
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = record.stack_info
         return json.dumps(entry, default=str)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import socket
@@ -99,6 +100,44 @@ def test_sigterm_exits_zero_promptly_with_an_idle_keepalive_connection(
         elapsed = time.monotonic() - started
     assert elapsed < 5, f"took {elapsed:.1f}s to stop"
     assert "stopped" in web.stderr
+
+
+LOG_LINE_START = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
+
+
+def test_control_characters_in_a_request_path_stay_escaped_in_both_log_formats(
+    launcher: Launcher, scratch_dir: Path, fresh_database: str
+):
+    text_env = launcher.pyz.env(DATABASE_URL=fresh_database)
+    json_env = launcher.pyz.env(DATABASE_URL=fresh_database, LOG_FORMAT="json")
+    as_text = launcher.web(cwd=scratch_dir / "text", env=text_env, wait=False)
+    as_json = launcher.web(cwd=scratch_dir / "json", env=json_env, wait=False)
+    # A carriage return and a forged line (tabs for spaces: nothing that asks for quotes), a
+    # terminal escape and a NUL, percent-encoded as a browser would send them; the app sees
+    # them decoded.
+    forged = "\r2026-01-01T00:00:00Z\tinfo\tmicroblog.access\trequest\x1b[2J\x00"
+    raw_path = "/x" + "".join(c if c.isalnum() else f"%{ord(c):02X}" for c in forged)
+    for web in (as_text, as_json):
+        web.wait_ready()
+        with web.client() as visitor:
+            assert visitor.http.get(raw_path).status_code == 404
+        assert web.stop() == 0, web.describe()
+
+    text_log = as_text.stderr_path.read_bytes().decode()
+    for line in text_log.splitlines(keepends=True):
+        assert LOG_LINE_START.match(line), repr(line)
+        assert line.endswith("\n"), repr(line)
+        assert not re.search(r"[\x00-\x1f\x7f-\x9f]", line[:-1]), repr(line)
+    access = [line for line in text_log.splitlines() if " path=/x" in line or ' path="/x' in line]
+    assert len(access) == 1, text_log
+    quoted = re.search(r' path=("(?:[^"\\]|\\.)*")', access[0])
+    assert quoted, access[0]
+    assert json.loads(quoted[1]) == "/x" + forged
+
+    json_log = as_json.stderr_path.read_text()
+    records = [json.loads(line) for line in json_log.splitlines()]  # one record per line
+    paths = [r["path"] for r in records if r.get("path", "").startswith("/x")]
+    assert paths == ["/x" + forged], json_log
 
 
 def commands_listed_in(help_text: str) -> list[str]:
