@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from html.parser import HTMLParser
 
 import pytest
 
+from microblog.web.app import create_app
 from microblog.web.proxies import ProxyHeadersMiddleware, client_address
 from tests.conftest import make_post, make_user
 
@@ -40,6 +42,44 @@ async def test_error_pages_carry_the_security_headers_too(browser):
     response = await browser.get("/no/such/page")
     assert response.status_code == 404
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+HSTS = "Strict-Transport-Security"
+OVER_HTTPS = {"X-Forwarded-Proto": "https"}
+
+
+@pytest.fixture
+async def in_production(settings, pools):
+    app = create_app(
+        dataclasses.replace(settings, env="production"), pools, instance_name="test-instance"
+    )
+    async with app.test_app():
+        yield app.test_client()
+
+
+def _from(peer: str) -> dict:
+    """The TCP peer of a test request (the test client names none by itself)."""
+    return {"scope_base": {"client": (peer, 50000)}}
+
+
+async def test_in_production_https_responses_say_to_use_https_only(in_production):
+    for path in ("/", "/login", "/no/such/page", "/up"):
+        response = await in_production.get(path, headers=OVER_HTTPS, **_from("127.0.0.1"))
+        assert response.headers.get(HSTS) == "max-age=31536000", path
+        assert len(response.headers.get_all(HSTS)) == 1
+
+
+async def test_no_strict_transport_security_over_http_or_on_an_untrusted_word(in_production):
+    plain = await in_production.get("/", **_from("127.0.0.1"))
+    assert HSTS not in plain.headers
+    spoofed = await in_production.get("/", headers=OVER_HTTPS, **_from("203.0.113.9"))
+    assert HSTS not in spoofed.headers, "only a trusted proxy says how the request came"
+
+
+async def test_no_strict_transport_security_in_development_even_over_https(client):
+    response = await client.get("/", headers=OVER_HTTPS, **_from("127.0.0.1"))
+    assert response.status_code == 200
+    assert HSTS not in response.headers
 
 
 class _ScriptAudit(HTMLParser):

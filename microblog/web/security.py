@@ -3,11 +3,15 @@
 Pages carry a CSRF token and, for a logged-in visitor, what only they may see: unless a route
 says otherwise (static files, pictures), no cache but the browser's may keep a response, and
 the browser asks again before using it.
+
+In production, a response to a request that came over https (directly, or as a trusted proxy
+said in X-Forwarded-Proto) tells the browser to use nothing but https for this host for a
+year. Never in development: it would pin http://127.0.0.1 to https in the developer's browser.
 """
 
 from __future__ import annotations
 
-from quart import Response
+from quart import Response, current_app, request
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -31,6 +35,8 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cache-Control": "private, no-cache",
 }
+# No includeSubDomains: other hosts under the same domain may not serve https at all.
+STRICT_TRANSPORT_SECURITY = "max-age=31536000"
 
 
 async def add_security_headers(response: Response) -> Response:
@@ -40,4 +46,6 @@ async def add_security_headers(response: Response) -> Response:
     for name, value in HEADERS.items():
         if name.lower() not in present:
             response.headers.add(name, value)
+    if request.scheme == "https" and current_app.extensions["settings"].is_production:
+        response.headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
     return response

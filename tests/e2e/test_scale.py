@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -45,27 +46,63 @@ READS_AFTER = 300
 UNAVAILABLE = "Look before you send it again."
 
 
+@dataclass(frozen=True)
+class Tls:
+    """A self-signed certificate for 127.0.0.1: TLS terminated by nginx, as in production."""
+
+    certificate: Path
+    key: Path
+
+    @classmethod
+    def make(cls, folder: Path) -> Tls:
+        tls = cls(folder / "cert.pem", folder / "key.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+             "-keyout", str(tls.key), "-out", str(tls.certificate)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return tls
+
+    def trusted_by_clients(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.certificate)
+
+
 @dataclass
 class Nginx:
     popen: subprocess.Popen
     port: int
     prefix: Path
+    tls: Tls | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def client(self) -> httpx.Client:
+        verify = self.tls.trusted_by_clients() if self.tls else True
+        return httpx.Client(base_url=self.url, verify=verify)
 
     def stop(self) -> None:
         self.popen.send_signal(signal.SIGQUIT)  # nginx's graceful stop
         self.popen.wait(10)
 
 
-def nginx_config(site: Path, web_ports: list[int], listen_port: int) -> Path:
-    """The repository's nginx.conf with this test's ports, in a site laid out like a checkout."""
+def nginx_config(
+    site: Path, web_ports: list[int], listen_port: int, tls: Tls | None = None
+) -> Path:
+    """The repository's nginx.conf with this test's ports, in a site laid out like a checkout;
+    with `tls`, listening with TLS as docs/scaling.md says to in production."""
     text = (ROOT / "nginx.conf").read_text()
     for default, port in zip((3001, 3002, 3003), web_ports, strict=True):
         text = text.replace(f"127.0.0.1:{default} ", f"127.0.0.1:{port} ")
-    text = text.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{listen_port};")
+    listen = f"listen 127.0.0.1:{listen_port};"
+    if tls:
+        listen = (
+            f"listen 127.0.0.1:{listen_port} ssl; ssl_certificate {tls.certificate}; "
+            f"ssl_certificate_key {tls.key};"
+        )
+    text = text.replace("listen 127.0.0.1:8080;", listen)
     (site / "static").symlink_to(ROOT / "static")
     config = site / "nginx.conf"
     config.write_text(text)
@@ -102,20 +139,30 @@ def _let_workers_in(site: Path) -> None:
         folder.chmod(folder.stat().st_mode | 0o011)
 
 
-def start_nginx(site: Path, web_ports: list[int], up_status: int = 200) -> Nginx:
+def start_nginx(
+    site: Path, web_ports: list[int], up_status: int = 200, tls: Tls | None = None
+) -> Nginx:
     """nginx in front of `web_ports`, once it answers /up with `up_status` (502 when none of
     them is listening)."""
     _let_workers_in(site)
     listen_port = free_port()
-    config = nginx_config(site, web_ports, listen_port)
+    config = nginx_config(site, web_ports, listen_port, tls)
     prefix = nginx_prefix(site)
     popen = subprocess.Popen(
         nginx_command(config, prefix, "-g", "daemon off;"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    nginx = Nginx(popen, listen_port, prefix)
-    wait_for(lambda: _answers(f"{nginx.url}/up", up_status), f"nginx on {listen_port}", popen)
+    nginx = Nginx(popen, listen_port, prefix, tls)
+
+    def answers() -> bool:
+        with nginx.client() as client:
+            try:
+                return client.get("/up", timeout=1).status_code == up_status
+            except httpx.TransportError:
+                return False
+
+    wait_for(answers, f"nginx on {listen_port}", popen)
     return nginx
 
 
@@ -252,6 +299,41 @@ def test_static_files_come_from_disk_through_nginx(cluster: Cluster):
     assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert "X-Instance" not in response.headers  # nginx answered, not an instance
     assert response.content == (ROOT / "static" / "app.css").read_bytes()
+    assert HSTS not in response.headers, "over plain http, nothing to pin"
+
+
+HSTS = "Strict-Transport-Security"
+
+
+def test_behind_tls_every_response_says_strict_transport_security_once(
+    fresh_database: str, launcher: Launcher, pyz, scratch_dir: Path
+):
+    env = pyz.env(
+        DATABASE_URL=fresh_database,
+        MICROBLOG_ENV="production",
+        SECRET_KEY_BASE="e2e-production-secret-" + "s" * 32,
+        RATE_LIMITS="off",
+    )
+    workdir = scratch_dir / "cwd"
+    assert launcher.run(["migrate"], cwd=workdir, env=env).returncode == 0
+    web = launcher.web(cwd=workdir, env=env)
+    site = scratch_dir / "site"
+    site.mkdir()
+    nginx = start_nginx(site, [web.port, free_port(), free_port()], tls=Tls.make(site))
+    try:
+        with nginx.client() as client:
+            page = client.get("/public")  # the app's, in production, told https by nginx
+            css = re.search(r'href="(/static/app\.[0-9a-f]{12}\.css)"', page.text).group(1)
+            static = client.get(css)  # nginx's own, from disk
+            assert web.stop() == 0, web.describe()
+            unavailable = client.get("/public")  # nginx's own error page
+    finally:
+        nginx.stop()
+    assert (page.status_code, static.status_code, unavailable.status_code) == (200, 200, 502)
+    assert "X-Instance" in page.headers
+    assert "X-Instance" not in static.headers
+    for response in (page, static, unavailable):
+        assert response.headers.get_list(HSTS) == ["max-age=31536000"], response.url
 
 
 # --- load -------------------------------------------------------------------------------
