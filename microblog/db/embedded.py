@@ -1,9 +1,10 @@
 """The zero-setup database: one embedded PostgreSQL per data folder (the pgserver package).
 
 Every process started with the same MICROBLOG_DATA_DIR joins the same server: pgserver keeps a
-list of the processes using it inside the data folder and stops the server when the last one
-exits. As root, pgserver runs PostgreSQL as its own system user and widens the permissions on
-the path to its binaries and to the data folder so that user can reach them.
+list of the processes using it inside the data folder (pgdata/.handle_pids.json) and stops the
+server when the last one exits. As root, pgserver runs PostgreSQL as its own system user and
+widens the permissions on the path to its binaries and to the data folder so that user can
+reach them.
 """
 
 from __future__ import annotations
@@ -13,10 +14,44 @@ import logging
 import warnings
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
+import psutil
+
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
 
 DATABASE_NAME = "microblog"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # another account's process: it exists
+        return True
+
+
+def _count_only_live_users(server: PostgresServer) -> None:
+    """Make pgserver's list of the server's users leave out processes that have died.
+
+    pgserver takes a process off the list only when that process exits cleanly, and stops the
+    server when the list is left empty: one process killed with SIGKILL would keep the server
+    running after every other one had gone. Reading the list through this class skips the
+    dead. pgserver reads it only under its lock, the same lock a joining process holds while
+    it starts or finds the server and adds itself, so a process that is joining is never
+    missed. (A dead process's number taken by an unrelated process still counts: the server
+    then stays up, as it did before.)
+    """
+    from pgserver.utils import DiskList
+
+    class LiveUsers(DiskList):
+        def get(self) -> list[int]:
+            return [pid for pid in super().get() if _alive(pid)]
+
+    server.global_process_id_list = LiveUsers(server.global_process_id_list.path)
 
 
 def start_embedded_server(data_dir: Path) -> str:
@@ -33,6 +68,7 @@ def start_embedded_server(data_dir: Path) -> str:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    _count_only_live_users(server)
     return server.get_uri(DATABASE_NAME)
 
 

@@ -6,15 +6,26 @@ import asyncio
 import json
 import os
 import re
+import signal
 import socket
 import time
 from pathlib import Path
 
 import asyncpg
+import psutil
 import pytest
 
 from microblog import __version__
-from tests.e2e.conftest import Launcher, Pyz, Visitor, forms, free_port, sign_up
+from tests.e2e.conftest import (
+    STOP_TIMEOUT,
+    Launcher,
+    Pyz,
+    Visitor,
+    forms,
+    free_port,
+    sign_up,
+    wait_for,
+)
 
 pytestmark = pytest.mark.process
 
@@ -87,6 +98,47 @@ def test_two_web_processes_on_one_data_dir_share_sessions_and_data(
     with second.client() as after:
         assert after.http.get("/up").status_code == 200
         assert "written through the first" in after.page("/public")
+
+
+def _postgres_of(pgdata: Path) -> psutil.Process | None:
+    """The embedded server kept in pgdata, if it runs."""
+    try:
+        process = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+        return process if str(pgdata) in process.cmdline() else None
+    except (FileNotFoundError, psutil.NoSuchProcess):
+        return None
+
+
+def _exited(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE  # exited, not yet reaped by init
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_the_last_clean_exit_stops_the_embedded_server_though_another_user_was_killed(
+    launcher: Launcher, scratch_dir: Path
+):
+    data_dir = scratch_dir / "shared-data"
+    env = launcher.pyz.env(MICROBLOG_DATA_DIR=str(data_dir))
+    killed = launcher.web(cwd=scratch_dir / "one", env=env)
+    survivor = launcher.web(cwd=scratch_dir / "two", env=env)
+    postgres = _postgres_of(data_dir / "pgdata")
+    assert postgres is not None, "both share one embedded server"
+    try:
+        killed.popen.kill()
+        killed.popen.wait(STOP_TIMEOUT)
+        killed.stopped = True
+        with survivor.client() as visitor:
+            assert visitor.http.get("/up").status_code == 200, "the server outlives the killed"
+        assert survivor.stop() == 0, survivor.describe()
+        assert _postgres_of(data_dir / "pgdata") is None, "the last clean exit stopped it"
+        # pg_ctl waited for the server to stop; its process may take a moment to be gone.
+        wait_for(lambda: _exited(postgres), "the embedded server's exit", within=STOP_TIMEOUT)
+    finally:
+        if not _exited(postgres):  # this test must not leave a server behind either way
+            postgres.send_signal(signal.SIGINT)
+            wait_for(lambda: _exited(postgres), "stopping the left-over server")
 
 
 def test_sigterm_exits_zero_promptly_with_an_idle_keepalive_connection(
