@@ -4,7 +4,7 @@
     python3 build.py [--output PATH]
 
 Needs only python3 with pip: shiv is fetched into build/tools when it is not installed.
-The result runs from any working directory: ./microblog.pyz web --port 3001
+The result runs from any working directory: ./microblog.pyz combined --port 3001
 """
 
 from __future__ import annotations

@@ -176,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"microblog {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
-    web = _add_command(commands, "web", _web, "serve HTTP")
+    web = _add_command(
+        commands, "web", _web, "serve HTTP only (jobs wait for a worker or combined process)"
+    )
     _add_listen_options(web)
     worker = _add_command(commands, "worker", _worker, "run background jobs until stopped")
     worker.add_argument(

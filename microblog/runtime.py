@@ -36,13 +36,29 @@ async def running_process(
 ) -> AsyncIterator[tuple[Pools, UUID]]:
     """Pools opened, schema checked (or migrated, in development), process registered."""
     async with open_pools(settings, application_name=f"microblog {role} {name}") as pools:
-        for version in await ensure_schema(pools, migrate=not settings.is_production):
-            log.info("migration applied", extra={"version": version})
+        applied = await ensure_schema(pools, migrate=not settings.is_production)
         async with processes.registered(
             pools.queue, role=role, name=name, interval=settings.heartbeat_interval
         ) as process_id:
-            await warn_about_connection_budget(settings, pools)
+            await say_how_it_started(settings, pools, role, applied)
             yield pools, process_id
+
+
+async def say_how_it_started(
+    settings: Settings, pools: Pools, role: str, migrations_applied: list[str]
+) -> None:
+    """The few lines a person starting the process reads, before hypercorn says where it
+    listens: the migrations applied, and what would leave work undone."""
+    for version in migrations_applied:
+        log.info("migration applied", extra={"version": version})
+    if role == "web":
+        async with pools.queue.acquire() as conn:
+            if not await processes.job_takers(conn, settings.heartbeat_timeout):
+                log.warning(
+                    f"{processes.NO_JOB_TAKER} (no notification is sent until then): "
+                    "run `combined` instead of `web`, or start a `worker` too"
+                )
+    await warn_about_connection_budget(settings, pools)
 
 
 async def warn_about_connection_budget(settings: Settings, pools: Pools) -> None:

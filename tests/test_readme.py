@@ -11,19 +11,20 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
-def _command_after(heading: str) -> str:
+def command_after(heading: str) -> str:
+    """The shell command in the first ```sh block of the README section `heading`."""
     section = README.split(f"## {heading}", 1)[1]
     return re.search(r"```sh\n(.+?)\n```", section, flags=re.DOTALL).group(1).strip()
 
 
 def test_ci_runs_the_readme_test_command_verbatim():
-    command = _command_after("Test it")
+    command = command_after("Test it")
     ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert command in ci_lines
 
 
 def test_the_readme_run_command_builds_and_starts_the_app():
-    command = _command_after("Run it")
+    command = command_after("Run it")
     assert command.startswith("python3 build.py && ./microblog.pyz ")
 
 

@@ -16,8 +16,6 @@ from microblog.db.pools import open_pools
 from microblog.jobs import admin, processes
 
 AddCommand = Callable[..., argparse.ArgumentParser]
-# Roles of the processes that run jobs (web processes only enqueue them).
-JOB_TAKING_ROLES = ("worker", "combined")
 
 
 def _run(settings: Settings, action: Callable[[asyncpg.Connection], Awaitable[int]]) -> int:
@@ -47,13 +45,12 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
         if not rows:
             print("(no jobs)")
         # Pending jobs with nobody to run them is the commonest surprise: say who is there.
-        running = await processes.alive(conn, settings.heartbeat_timeout)
-        takers = [p for p in running if p.role in JOB_TAKING_ROLES]
+        takers = await processes.job_takers(conn, settings.heartbeat_timeout)
         if takers:
             names = ", ".join(f"{p.name} ({p.role}, pid {p.pid} on {p.hostname})" for p in takers)
             print(f"\ntaking jobs: {names}")
         else:
-            print("\nno worker or combined process is running: pending jobs wait until one starts")
+            print(f"\n{processes.NO_JOB_TAKER}")
         return 0
 
     return _run(settings, show)

@@ -21,6 +21,9 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 _OUTAGE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# Roles of the processes that run jobs (web processes only enqueue them).
+JOB_TAKING_ROLES = ("worker", "combined")
+NO_JOB_TAKER = "no worker or combined process is running: pending jobs wait until one starts"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,11 @@ async def alive(conn: asyncpg.Connection, timeout_seconds: float) -> list[Proces
         timeout_seconds,
     )
     return [ProcessRow(**dict(row)) for row in rows]
+
+
+async def job_takers(conn: asyncpg.Connection, timeout_seconds: float) -> list[ProcessRow]:
+    """The live processes that run jobs; with none, pending jobs wait (NO_JOB_TAKER)."""
+    return [p for p in await alive(conn, timeout_seconds) if p.role in JOB_TAKING_ROLES]
 
 
 async def _keep_alive(

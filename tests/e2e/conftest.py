@@ -389,15 +389,23 @@ def fetch_value(url: str, sql: str, *args):
     return asyncio.run(fetch_rows(url, sql, *args))[0][0]
 
 
-def wait_for(check, what: str, popen: subprocess.Popen | None = None, within: float = 60) -> None:
-    """Poll check() until it holds; fail when `within` seconds pass or popen exits first."""
+def wait_for(
+    check,
+    what: str,
+    popen: subprocess.Popen | None = None,
+    within: float = 60,
+    every: float = 0.05,
+) -> None:
+    """Poll check() every `every` seconds until it holds; fail when `within` seconds pass or
+    popen exits first. Checks that are requests to the app count against its rate limits:
+    space them out."""
     deadline = time.monotonic() + within
     while not check():
         if popen is not None and popen.poll() is not None:
             pytest.fail(f"{what} exited with {popen.returncode}")
         if time.monotonic() > deadline:
             pytest.fail(f"{what} not within {within}s")
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 # --- HTML forms, read the way a browser without JavaScript reads them ---
