@@ -380,7 +380,7 @@ def start_scratch_server() -> tuple[str, Path]:
     # atexit runs last-registered first: pgserver stops the server before the folder goes.
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     progress(f"starting an embedded PostgreSQL in {scratch}")
-    url = start_embedded_server(scratch / "postgres")
+    url = start_embedded_server(scratch / "postgres").url
     return url, scratch
 
 

@@ -48,9 +48,15 @@ async def say_how_it_started(
     settings: Settings, pools: Pools, role: str, migrations_applied: list[str]
 ) -> None:
     """The few lines a person starting the process reads, before hypercorn says where it
-    listens: the migrations applied, and what would leave work undone."""
+    listens: the embedded database, if any (created, started or joined), the migrations as one
+    line, and what would leave work undone."""
+    if pools.embedded is not None:
+        log.info(pools.embedded.describe())
     for version in migrations_applied:
-        log.info("migration applied", extra={"version": version})
+        log.debug("migration applied", extra={"version": version})
+    if migrations_applied:
+        count = len(migrations_applied)
+        log.info("database schema brought up to date", extra={"migrations": count})
     if role == "web":
         async with pools.queue.acquire() as conn:
             if not await processes.job_takers(conn, settings.heartbeat_timeout):

@@ -65,7 +65,7 @@ def server_url() -> Iterator[str]:
         return
     folder = Path(tempfile.mkdtemp(prefix="microblog-tests-"))
     try:
-        yield with_database(start_embedded_server(folder), "postgres")
+        yield with_database(start_embedded_server(folder).url, "postgres")
     finally:
         pgserver.get_server(folder / "pgdata").cleanup()
         shutil.rmtree(folder, ignore_errors=True)

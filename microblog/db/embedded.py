@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import warnings
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from pgserver import PostgresServer
 
 DATABASE_NAME = "microblog"
+
+log = logging.getLogger(__name__)
 
 
 def _alive(pid: int) -> bool:
@@ -54,8 +58,38 @@ def _count_only_live_users(server: PostgresServer) -> None:
     server.global_process_id_list = LiveUsers(server.global_process_id_list.path)
 
 
-def start_embedded_server(data_dir: Path) -> str:
-    """Start the server kept in data_dir, or join the one already running; return its URL.
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """The embedded server a process uses, and how it came to run."""
+
+    url: str
+    data_dir: Path
+    version: str  # PostgreSQL's major version, as the data folder records it
+    how: str  # "created" (first start: initdb), "started", or "joined" (already running)
+
+    def describe(self) -> str:
+        """One line for the person who started the process."""
+        where = _shown(self.data_dir)
+        if self.how == "created":
+            return (
+                f"embedded PostgreSQL {self.version} created in {where} (first start, a few "
+                f"seconds); to start afresh, stop every microblog process and delete {where}"
+            )
+        if self.how == "started":
+            return f"embedded PostgreSQL {self.version} started from {where}"
+        return f"joined the embedded PostgreSQL {self.version} already running from {where}"
+
+
+def _shown(folder: Path) -> str:
+    """./var for a folder under the working directory, else the whole path."""
+    try:
+        return f"./{folder.relative_to(Path.cwd())}"
+    except ValueError:
+        return str(folder)
+
+
+def start_embedded_server(data_dir: Path) -> EmbeddedServer:
+    """Start the server kept in data_dir, or join the one already running.
 
     Blocking (initdb on first use takes a few seconds): call it from a thread.
     """
@@ -67,9 +101,22 @@ def start_embedded_server(data_dir: Path) -> str:
     # pgserver narrates every step at INFO; its warnings and errors still come through.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    pgdata = data_dir / "pgdata"
+    first_start = not (pgdata / "PG_VERSION").exists()
+    asked_at = int(time.time())  # postmaster.pid records whole seconds
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
     _count_only_live_users(server)
-    return server.get_uri(DATABASE_NAME)
+    started_at = server.get_postmaster_info().start_time.timestamp()
+    how = "created" if first_start else "started" if started_at >= asked_at else "joined"
+    version = (pgdata / "PG_VERSION").read_text().strip()
+    return EmbeddedServer(server.get_uri(DATABASE_NAME), data_dir, version, how)
+
+
+async def open_embedded_database(data_dir: Path) -> EmbeddedServer:
+    """The embedded server, started or joined, with the app's database created on it."""
+    embedded = await asyncio.to_thread(start_embedded_server, data_dir)
+    await create_database_if_missing(embedded.url, DATABASE_NAME)
+    return embedded
 
 
 async def create_database_if_missing(server_url: str, name: str) -> None:
@@ -90,7 +137,7 @@ async def run_in_foreground(data_dir: Path) -> None:
     from microblog.signals import stop_event
 
     stop = stop_event()
-    url = await asyncio.to_thread(start_embedded_server, data_dir)
-    await create_database_if_missing(url, DATABASE_NAME)
-    print(url, flush=True)
+    embedded = await open_embedded_database(data_dir)
+    log.info(embedded.describe())
+    print(embedded.url, flush=True)
     await stop.wait()

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from microblog.config import Settings
-from microblog.db.embedded import DATABASE_NAME, create_database_if_missing, start_embedded_server
+from microblog.db.embedded import EmbeddedServer, open_embedded_database
 
 CONNECT_TIMEOUT = 5.0
 
@@ -30,6 +30,8 @@ class Pools:
     # Listeners keep a connection of their own outside the pools.
     primary_url: str
     queue_url: str
+    # Without DATABASE_URL: the embedded server they are on.
+    embedded: EmbeddedServer | None = None
 
 
 def describe_url(url: str) -> str:
@@ -41,13 +43,12 @@ def describe_url(url: str) -> str:
     return f"{host}:{port}/{database}"
 
 
-async def resolve_database_url(settings: Settings) -> str:
+async def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedServer | None]:
     """DATABASE_URL, or the URL of the embedded server, started on first use."""
     if settings.database_url:
-        return settings.database_url
-    url = await asyncio.to_thread(start_embedded_server, settings.data_dir)
-    await create_database_if_missing(url, DATABASE_NAME)
-    return url
+        return settings.database_url, None
+    embedded = await open_embedded_database(settings.data_dir)
+    return embedded.url, embedded
 
 
 class acquire:
@@ -124,7 +125,7 @@ async def open_pool(url: str, *, size: int, application_name: str) -> AsyncItera
 @asynccontextmanager
 async def open_pools(settings: Settings, *, application_name: str) -> AsyncIterator[Pools]:
     """One pool per distinct database: roles that share a URL share the pool."""
-    url = await resolve_database_url(settings)
+    url, embedded = await resolve_database_url(settings)
     queue_url = settings.queue_database_url or url
     cache_url = settings.cache_database_url or url
     async with AsyncExitStack() as stack:
@@ -142,4 +143,5 @@ async def open_pools(settings: Settings, *, application_name: str) -> AsyncItera
             cache=by_url[cache_url],
             primary_url=url,
             queue_url=queue_url,
+            embedded=embedded,
         )

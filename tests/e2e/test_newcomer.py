@@ -1,5 +1,5 @@
 """What a newcomer meets: the README's run command, from the built .pyz, on the embedded
-database."""
+database, and what its first and later starts say."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Launcher, fetch_value, sign_up, wait_for
+from microblog.db.migrate import ALL
+from tests.e2e.conftest import Launcher, WebProcess, fetch_value, sign_up, wait_for
 from tests.test_readme import command_after
 
 pytestmark = pytest.mark.process
@@ -25,6 +26,13 @@ def readme_run_mode() -> str:
     assert program == "./microblog.pyz"
     assert len(arguments) == 1, f"the README runs {arguments}: one mode, no options"
     return arguments[0]
+
+
+def start_lines(process: WebProcess) -> list[str]:
+    """What the process said before it answered its first request."""
+    lines = process.stderr.splitlines()
+    first_request = next(i for i, line in enumerate(lines) if " microblog.access " in line)
+    return lines[:first_request]
 
 
 def test_the_readme_run_command_delivers_a_like_notification(launcher: Launcher, workdir: Path):
@@ -44,6 +52,42 @@ def test_the_readme_run_command_delivers_a_like_notification(launcher: Launcher,
             every=0.5,  # the default rate limits apply: 300 requests in 5 minutes
         )
     assert (workdir / "var" / "pgdata").is_dir(), "on the embedded database"
+
+
+def test_first_start_says_in_a_few_lines_where_the_embedded_database_lives(
+    launcher: Launcher, workdir: Path
+):
+    app = launcher.web(cwd=workdir, mode=readme_run_mode())
+    assert app.stop() == 0, app.describe()
+    said = start_lines(app)
+    version = (workdir / "var" / "pgdata" / "PG_VERSION").read_text().strip()
+    migrations = sum(len(migration_set.migrations()) for migration_set in ALL)
+    assert len(said) <= 3, "\n".join(said)
+    assert f"embedded PostgreSQL {version} created in ./var (first start, a few seconds)" in said[0]
+    assert "to start afresh, stop every microblog process and delete ./var" in said[0]
+    assert f"migrations={migrations}" in said[1]
+    assert "migration applied" not in app.stderr, "one summary, not a line per migration"
+    assert f"http://127.0.0.1:{app.port}" in said[-1]
+
+
+def test_later_starts_say_they_started_or_joined_the_embedded_server(
+    launcher: Launcher, workdir: Path
+):
+    mode = readme_run_mode()
+    first = launcher.web(cwd=workdir, mode=mode)
+    assert first.stop() == 0, first.describe()
+    version = (workdir / "var" / "pgdata" / "PG_VERSION").read_text().strip()
+
+    again = launcher.web(cwd=workdir, mode=mode)
+    joining = launcher.web(cwd=workdir, mode=mode)
+    for process, said in (
+        (again, f"embedded PostgreSQL {version} started from ./var"),
+        (joining, f"joined the embedded PostgreSQL {version} already running from ./var"),
+    ):
+        lines = start_lines(process)
+        assert said in lines[0], "\n".join(lines)
+        assert len(lines) == 2, "the schema is up to date: nothing to say about it"
+        assert "first start" not in process.stderr
 
 
 def test_web_alone_says_that_jobs_wait_and_not_when_a_worker_runs(
