@@ -49,6 +49,21 @@ def _postgres_url(value: str) -> str:
     return value
 
 
+def _postgres_urls(value: str) -> tuple[str, ...]:
+    """Comma-separated URLs. A multi-host URL (postgresql://host1,host2/db) stays one: a
+    comma still inside a URL's host list does not start the next URL."""
+    urls: list[str] = []
+    for piece in (item.strip() for item in value.split(",")):
+        if urls and "://" not in piece and not re.search(r"://[^/?]*[/?]", urls[-1]):
+            urls[-1] += "," + piece
+        elif piece:
+            urls.append(piece)
+    found = tuple(_postgres_url(url) for url in urls)
+    if len(set(found)) < len(found):
+        raise ValueError("names the same server twice")
+    return found
+
+
 # Parsers of setting values; the command line uses them too. Each raises ValueError saying
 # what it wanted.
 
@@ -167,6 +182,28 @@ class Settings:
         None,
         "Primary PostgreSQL. Unset: an embedded server kept in MICROBLOG_DATA_DIR.",
         repr=False,
+    )
+    database_direct_url: str | None = _setting(
+        "DATABASE_DIRECT_URL",
+        _postgres_url,
+        None,
+        "The primary itself, when DATABASE_URL goes through PgBouncer in transaction mode: "
+        "LISTEN and migrations connect here, and pooled connections keep no session state. "
+        "Unset: DATABASE_URL.",
+        repr=False,
+    )
+    replica_database_urls: tuple[str, ...] = _setting(
+        "REPLICA_DATABASE_URL",
+        _postgres_urls,
+        (),
+        "Streaming replicas of the primary, comma-separated. Unset: none.",
+        repr=False,
+    )
+    replica_max_lag: float = _setting(
+        "REPLICA_MAX_LAG",
+        _seconds,
+        5.0,
+        "A replica further behind the primary than this is not read from until it catches up.",
     )
     queue_database_url: str | None = _setting(
         "QUEUE_DATABASE_URL",
@@ -330,6 +367,13 @@ class Settings:
             raise SettingsError("SECRET_KEY_BASE", "is required when MICROBLOG_ENV=production")
 
     def check_consistency(self) -> None:
+        if self.database_direct_url and not self.database_url:
+            raise SettingsError(
+                "DATABASE_DIRECT_URL", "is set without DATABASE_URL, whose server it must name"
+            )
+        primary = {self.database_url, self.database_direct_url} - {None}
+        if primary & set(self.replica_database_urls):
+            raise SettingsError("REPLICA_DATABASE_URL", "names the primary (DATABASE_URL)")
         if self.heartbeat_timeout <= 2 * self.heartbeat_interval:
             raise SettingsError("HEARTBEAT_TIMEOUT", "must be more than twice HEARTBEAT_INTERVAL")
 

@@ -37,9 +37,12 @@ async def running_process(
     """Pools opened, schema checked (or migrated, in development), process registered."""
     async with open_pools(settings, application_name=f"microblog {role} {name}") as pools:
         applied = await ensure_schema(pools, migrate=not settings.is_production)
-        async with processes.registered(
-            pools.queue, role=role, name=name, interval=settings.heartbeat_interval
-        ) as process_id:
+        async with (
+            processes.registered(
+                pools.queue, role=role, name=name, interval=settings.heartbeat_interval
+            ) as process_id,
+            pools.replicas.monitoring(),
+        ):
             await say_how_it_started(settings, pools, role, applied)
             yield pools, process_id
 
@@ -70,9 +73,10 @@ async def say_how_it_started(
 async def warn_about_connection_budget(settings: Settings, pools: Pools) -> None:
     """Say so when the registered processes' pools could exhaust the server's connections.
 
-    Every process may open DB_POOL_SIZE connections per pool, and keeps one for listening
-    (combined processes two: users' rows and jobs); the server refuses connections past
-    max_connections, minus those reserved for superusers.
+    Every process may open DB_POOL_SIZE connections per pool, keeps one for listening
+    (combined processes two: users' rows and jobs) and, with replicas, one that probes the
+    primary's position; the server refuses connections past max_connections, minus those
+    reserved for superusers. Through PgBouncer, PgBouncer bounds what goes through it.
     """
     async with pools.primary.acquire() as conn:
         limit = int(await conn.fetchval("SHOW max_connections"))
@@ -81,17 +85,17 @@ async def warn_about_connection_budget(settings: Settings, pools: Pools) -> None
         running, combined = await conn.fetchrow(
             "SELECT count(*), count(*) FILTER (WHERE role = 'combined') FROM infra.processes"
         )
-    distinct_pools = len({id(pools.primary), id(pools.queue), id(pools.cache)})
-    worst_case = running * (distinct_pools * settings.db_pool_size + 1) + combined
-    if worst_case > limit - reserved:
+    urls = pools.urls
+    direct_pools = {urls.primary, urls.queue, urls.cache} - (
+        {urls.primary} if urls.through_pooler else set()
+    )
+    probe = 1 if len(pools.replicas) and not urls.through_pooler else 0
+    per_process = len(direct_pools) * settings.db_pool_size + 1 + probe
+    if running * per_process + combined > limit - reserved:
         log.warning(
             "connection budget exceeded: raise max_connections, lower DB_POOL_SIZE, "
             "or put PgBouncer in front",
-            extra={
-                "processes": running,
-                "per_process": distinct_pools * settings.db_pool_size + 1,
-                "max_connections": limit,
-            },
+            extra={"processes": running, "per_process": per_process, "max_connections": limit},
         )
 
 

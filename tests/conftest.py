@@ -2,7 +2,9 @@
 
 The server is TEST_DATABASE_URL when set, otherwise an embedded one (pgserver) in a temporary
 folder for the whole session. Each test that asks for `database_url` gets its own database,
-created from the template in a few milliseconds and dropped afterwards.
+created from the template in a few milliseconds and dropped afterwards. Beside it, on demand
+and once per session: a streaming replica of that server (`replica`) and PgBouncer in
+transaction mode in front of it (`pgbouncer`), from tests/servers.py.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from microblog.config import Settings
 from microblog.db.embedded import start_embedded_server
 from microblog.db.migrate import ALL, apply_migrations
 from microblog.db.pools import Pools, open_pools
+from microblog.db.standby import StandbyError
 from microblog.posts.queries import create_post
 from microblog.posts.render import hashtags, mentions
 from microblog.ratelimit.rules import parse_rules
@@ -36,6 +39,7 @@ from microblog.users.passwords import hash_password
 from microblog.users.queries import User, create_user
 from microblog.web import sessions
 from microblog.web.app import create_app
+from tests.servers import PgBouncer, ReplicaServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-base-" + "x" * 40
@@ -69,6 +73,46 @@ def server_url() -> Iterator[str]:
     finally:
         pgserver.get_server(folder / "pgdata").cleanup()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def replica_server(server_url: str) -> Iterator[ReplicaServer]:
+    """A streaming replica of the session's server, made when a test first asks for one."""
+    try:
+        server = ReplicaServer(server_url)
+        server.start()
+    except StandbyError as error:
+        if os.environ.get("TEST_DATABASE_URL"):
+            pytest.skip(f"cannot make a replica of TEST_DATABASE_URL's server: {error}")
+        raise
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+async def replica(replica_server: ReplicaServer, database_url: str) -> AsyncIterator[ReplicaServer]:
+    """The replica, once it has the test's database; running and replaying after the test,
+    whatever the test did to it. `replica.url(database_url)` is that database on it."""
+    await replica_server.wait_replayed()
+    yield replica_server
+    if not replica_server.standby.running:
+        replica_server.start()
+    await replica_server.resume_replay()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode before the session's server; `pgbouncer.url(url)` is the
+    same database through it."""
+    if shutil.which("pgbouncer") is None:
+        pytest.skip("pgbouncer is not installed")
+    bouncer = PgBouncer(server_url)
+    try:
+        yield bouncer
+    finally:
+        bouncer.close()
 
 
 @pytest.fixture(scope="session")

@@ -49,6 +49,11 @@ def test_defaults_without_any_variable(tmp_path, monkeypatch):
         ("LOG_LEVEL", "loud", "debug"),
         ("PORT", "http", "whole number"),
         ("PORT", "70000", "1 to 65535"),
+        ("REPLICA_DATABASE_URL", "postgresql://r1/app,redis://r2", "postgresql://"),
+        ("REPLICA_DATABASE_URL", "postgresql://r1/app, postgresql://r1/app", "twice"),
+        ("REPLICA_MAX_LAG", "a while", "duration"),
+        ("DATABASE_DIRECT_URL", "pgbouncer:6432", "postgresql://"),
+        ("DATABASE_DIRECT_URL", "postgresql://db:5432/app", "without DATABASE_URL"),
     ],
 )
 def test_bad_value_is_refused_with_the_variable_named(variable, value, fragment):
@@ -58,6 +63,52 @@ def test_bad_value_is_refused_with_the_variable_named(variable, value, fragment)
     assert str(raised.value).startswith(f"{variable}: ")
     assert fragment in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_replicas_are_a_comma_separated_list_of_urls():
+    settings = Settings.from_env(
+        {
+            "REPLICA_DATABASE_URL": "postgresql://r1/app, ,postgresql://u:p,w@r2:5433/app,"
+            "postgresql://r3a,r3b:5434/app?target_session_attrs=standby"
+        }
+    )
+    assert settings.replica_database_urls == (
+        "postgresql://r1/app",
+        "postgresql://u:p,w@r2:5433/app",
+        "postgresql://r3a,r3b:5434/app?target_session_attrs=standby",
+    )
+    assert Settings.from_env({}).replica_database_urls == ()
+
+
+def test_replica_lag_limit_is_a_duration_of_five_seconds_by_default():
+    assert Settings.from_env({}).replica_max_lag == 5.0
+    assert Settings.from_env({"REPLICA_MAX_LAG": "500ms"}).replica_max_lag == 0.5
+
+
+def test_a_replica_url_that_is_the_primary_is_refused():
+    primary = "postgresql://db/app"
+    for environ in (
+        {"DATABASE_URL": primary, "REPLICA_DATABASE_URL": f"postgresql://r1/app,{primary}"},
+        {
+            "DATABASE_URL": "postgresql://pgbouncer:6432/app",
+            "DATABASE_DIRECT_URL": primary,
+            "REPLICA_DATABASE_URL": primary,
+        },
+    ):
+        with pytest.raises(SettingsError) as raised:
+            Settings.from_env(environ)
+        assert raised.value.variable == "REPLICA_DATABASE_URL"
+
+
+def test_the_direct_url_defaults_to_none_and_accepts_the_primary_itself():
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://pgbouncer:6432/app",
+            "DATABASE_DIRECT_URL": "postgresql://db/app",
+        }
+    )
+    assert settings.database_direct_url == "postgresql://db/app"
+    assert Settings.from_env({}).database_direct_url is None
 
 
 def test_database_url_with_a_socket_host_is_accepted():
@@ -93,13 +144,15 @@ def test_production_defaults_to_json_logs():
 def test_secrets_and_urls_stay_out_of_repr():
     settings = Settings.from_env(
         {
-            "DATABASE_URL": "postgresql://app:hunter2-password@db/x",
+            "DATABASE_URL": "postgresql://app:hunter2-password@pgbouncer/x",
+            "DATABASE_DIRECT_URL": "postgresql://app:hunter3-password@db/x",
+            "REPLICA_DATABASE_URL": "postgresql://app:hunter4-password@replica/x",
             "SECRET_KEY_BASE": "k" * 40,
             "SECRET_KEY_FALLBACKS": "f" * 40,
         }
     )
     text = repr(settings)
-    assert "hunter2" not in text
+    assert "hunter" not in text
     assert "k" * 40 not in text
     assert "f" * 40 not in text
 

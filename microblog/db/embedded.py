@@ -16,6 +16,7 @@ import warnings
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -88,23 +89,28 @@ def _shown(folder: Path) -> str:
         return str(folder)
 
 
+def import_pgserver() -> ModuleType:
+    """The pgserver package, imported on first use: only the embedded database needs it."""
+    # pgserver keeps its lock in the user's runtime folder; without XDG_RUNTIME_DIR (services,
+    # containers) platformdirs falls back to /tmp/runtime-<uid> and warns: that fallback is fine.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    import pgserver
+
+    # pgserver narrates every step at INFO; its warnings and errors still come through.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    return pgserver
+
+
 def start_embedded_server(data_dir: Path) -> EmbeddedServer:
     """Start the server kept in data_dir, or join the one already running.
 
     Blocking (initdb on first use takes a few seconds): call it from a thread.
     """
-    # pgserver keeps its lock in the user's runtime folder; without XDG_RUNTIME_DIR (services,
-    # containers) platformdirs falls back to /tmp/runtime-<uid> and warns: that fallback is fine.
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    import pgserver  # imported here: only the embedded default needs its binaries
-
-    # pgserver narrates every step at INFO; its warnings and errors still come through.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
     first_start = not (pgdata / "PG_VERSION").exists()
     asked_at = int(time.time())  # postmaster.pid records whole seconds
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = import_pgserver().get_server(pgdata, cleanup_mode="stop")
     _count_only_live_users(server)
     started_at = server.get_postmaster_info().start_time.timestamp()
     how = "created" if first_start else "started" if started_at >= asked_at else "joined"

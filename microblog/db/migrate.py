@@ -4,7 +4,8 @@ Migrations come in sets, one per database role: the app tables (DATABASE_URL), t
 (QUEUE_DATABASE_URL), the cache (CACHE_DATABASE_URL). By default all roles share one database
 and every set is applied there. Each file runs in its own transaction; the whole run holds a
 session advisory lock, so any number of instances may migrate at once and each file is still
-applied exactly once.
+applied exactly once. That lock needs a session that lasts: migrations connect to the server
+itself (DATABASE_DIRECT_URL), never through a transaction-mode pooler.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from pathlib import Path
 
 import asyncpg
 
-from microblog.db.pools import Pools
+from microblog.db.pools import Pools, session_connection
 
 FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Arbitrary but fixed: every microblog process agrees on it, nothing else uses it.
 ADVISORY_LOCK_KEY = 0x6D6963726F_626C6F67 & 0x7FFFFFFFFFFFFFFF
 PACKAGE = Path(__file__).resolve().parent.parent
+APPLICATION_NAME = "microblog migrate"
 
 
 class OutdatedSchema(RuntimeError):
@@ -96,20 +98,22 @@ async def apply_migrations(conn: asyncpg.Connection, sets: tuple[MigrationSet, .
         await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
 
 
-def migration_targets(pools: Pools) -> list[tuple[asyncpg.Pool, tuple[MigrationSet, ...]]]:
-    """Which sets go to which database: one database gets them all unless roles are split."""
-    targets: dict[int, tuple[asyncpg.Pool, tuple[MigrationSet, ...]]] = {}
-    for pool, migration_set in ((pools.primary, APP), (pools.queue, QUEUE), (pools.cache, CACHE)):
-        _, sets = targets.get(id(pool), (pool, ()))
-        targets[id(pool)] = (pool, (*sets, migration_set))
-    return list(targets.values())
+def migration_targets(pools: Pools) -> list[tuple[str, tuple[MigrationSet, ...]]]:
+    """Which sets go to which server, by the URL that reaches it directly: one database gets
+    them all unless roles are split."""
+    urls = pools.urls
+    targets: dict[str, tuple[MigrationSet, ...]] = {}
+    for url, migration_set in ((urls.primary, APP), (urls.queue, QUEUE), (urls.cache, CACHE)):
+        target = urls.for_sessions(url)
+        targets[target] = (*targets.get(target, ()), migration_set)
+    return list(targets.items())
 
 
 async def migrate_databases(pools: Pools) -> list[str]:
     """Apply every pending migration to every database; return the versions applied."""
     applied = []
-    for pool, sets in migration_targets(pools):
-        async with pool.acquire() as conn:
+    for url, sets in migration_targets(pools):
+        async with session_connection(url, application_name=APPLICATION_NAME) as conn:
             applied += await apply_migrations(conn, sets)
     return applied
 
@@ -119,8 +123,8 @@ async def ensure_schema(pools: Pools, *, migrate: bool) -> list[str]:
     if migrate:
         return await migrate_databases(pools)
     pending = []
-    for pool, sets in migration_targets(pools):
-        async with pool.acquire() as conn:
+    for url, sets in migration_targets(pools):
+        async with session_connection(url, application_name=APPLICATION_NAME) as conn:
             pending += await pending_migrations(conn, sets)
     if pending:
         names = ", ".join(m.version for m in pending)

@@ -1,4 +1,4 @@
-"""The one place that opens connection pools, for every run mode and for the tests."""
+"""The one place that opens connections to PostgreSQL, for every run mode and for the tests."""
 
 from __future__ import annotations
 
@@ -12,12 +12,40 @@ import asyncpg
 
 from microblog.config import Settings
 from microblog.db.embedded import EmbeddedServer, open_embedded_database
+from microblog.db.replicas import Replicas
 
 CONNECT_TIMEOUT = 5.0
+_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class DatabaseUnavailable(RuntimeError):
     """PostgreSQL could not be reached; the message names the server, never the password."""
+
+
+@dataclass(frozen=True, repr=False)  # the URLs may carry passwords
+class DatabaseUrls:
+    """Where each role connects, resolved once per process.
+
+    `primary` (DATABASE_URL) may go through PgBouncer in transaction mode; `direct`
+    (DATABASE_DIRECT_URL) is then the primary itself, for the connections that need a session
+    of their own: LISTEN and the migrations' advisory lock. The queue, the cache and the
+    replicas are used as given.
+    """
+
+    primary: str
+    direct: str
+    queue: str
+    cache: str
+    replicas: tuple[str, ...]
+
+    @property
+    def through_pooler(self) -> bool:
+        """Pooled connections then keep no state from one transaction to the next."""
+        return self.direct != self.primary
+
+    def for_sessions(self, url: str) -> str:
+        """Where a connection that needs a session goes instead of `url`."""
+        return self.direct if url == self.primary else url
 
 
 @dataclass(frozen=True)
@@ -27,11 +55,19 @@ class Pools:
     primary: asyncpg.Pool
     queue: asyncpg.Pool
     cache: asyncpg.Pool
-    # Listeners keep a connection of their own outside the pools.
-    primary_url: str
-    queue_url: str
+    replicas: Replicas
+    urls: DatabaseUrls
     # Without DATABASE_URL: the embedded server they are on.
     embedded: EmbeddedServer | None = None
+
+    # Listeners keep a connection of their own, outside the pools and never through a pooler.
+    @property
+    def primary_url(self) -> str:
+        return self.urls.for_sessions(self.urls.primary)
+
+    @property
+    def queue_url(self) -> str:
+        return self.urls.for_sessions(self.urls.queue)
 
 
 def describe_url(url: str) -> str:
@@ -43,12 +79,31 @@ def describe_url(url: str) -> str:
     return f"{host}:{port}/{database}"
 
 
-async def resolve_database_url(settings: Settings) -> tuple[str, EmbeddedServer | None]:
-    """DATABASE_URL, or the URL of the embedded server, started on first use."""
-    if settings.database_url:
-        return settings.database_url, None
-    embedded = await open_embedded_database(settings.data_dir)
-    return embedded.url, embedded
+def _unavailable(url: str, error: BaseException) -> DatabaseUnavailable:
+    reason = str(error) or type(error).__name__
+    if "unsupported startup parameter" in reason:  # PgBouncer's answer to session settings
+        reason += " (through PgBouncer, set DATABASE_DIRECT_URL to the server itself)"
+    return DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe_url(url)}: {reason}")
+
+
+async def resolve_database_urls(
+    settings: Settings,
+) -> tuple[DatabaseUrls, EmbeddedServer | None]:
+    """The settings' URLs; without DATABASE_URL, the embedded server's (started on first use),
+    and that server."""
+    primary, embedded = settings.database_url, None
+    replicas = settings.replica_database_urls
+    if not primary:
+        embedded = await open_embedded_database(settings.data_dir)
+        primary = embedded.url
+    urls = DatabaseUrls(
+        primary=primary,
+        direct=settings.database_direct_url or primary,
+        queue=settings.queue_database_url or primary,
+        cache=settings.cache_database_url or primary,
+        replicas=replicas,
+    )
+    return urls, embedded
 
 
 class acquire:
@@ -88,34 +143,45 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
     asyncpg's default reset sends "RESET ALL; UNLISTEN *; CLOSE ALL; ..." every time a
     connection goes back to the pool. Nothing here leaves session state behind: advisory locks
-    are released in `finally`, settings are SET LOCAL, LISTEN uses a connection of its own,
-    and an open transaction is rolled back by asyncpg regardless of this hook.
+    are transaction-scoped, settings are SET LOCAL, LISTEN and migrations use connections of
+    their own, and an open transaction is rolled back by asyncpg regardless of this hook.
     """
 
 
 @asynccontextmanager
-async def open_pool(url: str, *, size: int, application_name: str) -> AsyncIterator[asyncpg.Pool]:
+async def open_pool(
+    url: str,
+    *,
+    size: int,
+    application_name: str,
+    through_pooler: bool = False,
+    lazy: bool = False,
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of up to `size` connections; `lazy` opens none until the first is wanted, so a
+    server that is down (a replica) does not stop the process from starting."""
+    server_settings = {"application_name": application_name[:63]}
+    if not through_pooler:
+        # Every statement is prepared once per connection; plan it once too. The default
+        # re-plans each execution whenever a custom plan looks cheaper, which costs as much as
+        # running most of our statements; the generic plans of the hot statements are checked
+        # by tests/test_timeline_plans.py. PgBouncer refuses this startup parameter, and its
+        # server connections are shared: there it is a setting of the role (docs/scaling.md).
+        server_settings["plan_cache_mode"] = "force_generic_plan"
     try:
         pool = await asyncpg.create_pool(
             url,
-            min_size=1,
+            min_size=0 if lazy else 1,
             max_size=size,
             timeout=CONNECT_TIMEOUT,
-            server_settings={
-                "application_name": application_name[:63],
-                # Every statement is prepared once per connection; plan it once too. The
-                # default re-plans each execution whenever a custom plan looks cheaper, which
-                # costs as much as running most of our statements; the generic plans of the
-                # hot statements are checked by tests/test_timeline_plans.py.
-                "plan_cache_mode": "force_generic_plan",
-            },
+            server_settings=server_settings,
+            # Named prepared statements live in one server session, which a transaction-mode
+            # pooler hands to another client after every transaction. Without the cache,
+            # asyncpg sends each statement unnamed, parsed again in the round trip that runs it.
+            statement_cache_size=0 if through_pooler else 100,
             reset=_keep_session,
         )
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        reason = str(error) or type(error).__name__
-        raise DatabaseUnavailable(
-            f"cannot connect to PostgreSQL at {describe_url(url)}: {reason}"
-        ) from None
+    except _CONNECT_ERRORS as error:
+        raise _unavailable(url, error) from None
     try:
         yield pool
     finally:
@@ -123,25 +189,60 @@ async def open_pool(url: str, *, size: int, application_name: str) -> AsyncItera
 
 
 @asynccontextmanager
+async def session_connection(
+    url: str, *, application_name: str
+) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own, for work that holds session state (the migrations' advisory
+    lock): give it a URL that reaches the server itself (`DatabaseUrls.for_sessions`)."""
+    try:
+        conn = await asyncpg.connect(
+            url,
+            timeout=CONNECT_TIMEOUT,
+            server_settings={"application_name": application_name[:63]},
+        )
+    except _CONNECT_ERRORS as error:
+        raise _unavailable(url, error) from None
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
 async def open_pools(settings: Settings, *, application_name: str) -> AsyncIterator[Pools]:
-    """One pool per distinct database: roles that share a URL share the pool."""
-    url, embedded = await resolve_database_url(settings)
-    queue_url = settings.queue_database_url or url
-    cache_url = settings.cache_database_url or url
+    """One pool per distinct database (roles that share a URL share the pool), and one per
+    replica. The replicas' monitor is started by the run modes."""
+    urls, embedded = await resolve_database_urls(settings)
     async with AsyncExitStack() as stack:
-        by_url: dict[str, asyncpg.Pool] = {}
-        for role_url in (url, queue_url, cache_url):
-            if role_url not in by_url:
-                by_url[role_url] = await stack.enter_async_context(
-                    open_pool(
-                        role_url, size=settings.db_pool_size, application_name=application_name
-                    )
+
+        async def pool(url: str, *, lazy: bool = False) -> asyncpg.Pool:
+            return await stack.enter_async_context(
+                open_pool(
+                    url,
+                    size=settings.db_pool_size,
+                    application_name=application_name,
+                    through_pooler=urls.through_pooler,
+                    lazy=lazy,
                 )
+            )
+
+        by_url: dict[str, asyncpg.Pool] = {}
+        for role_url in (urls.primary, urls.queue, urls.cache):
+            if role_url not in by_url:
+                by_url[role_url] = await pool(role_url)
+        replicas = Replicas(
+            [(describe_url(url), url, await pool(url, lazy=True)) for url in urls.replicas],
+            primary_url=urls.primary,
+            max_lag=settings.replica_max_lag,
+            through_pooler=urls.through_pooler,
+            application_name=f"{application_name} replica monitor",
+        )
+        stack.push_async_callback(replicas.close)
         yield Pools(
-            primary=by_url[url],
-            queue=by_url[queue_url],
-            cache=by_url[cache_url],
-            primary_url=url,
-            queue_url=queue_url,
+            primary=by_url[urls.primary],
+            queue=by_url[urls.queue],
+            cache=by_url[urls.cache],
+            replicas=replicas,
+            urls=urls,
             embedded=embedded,
         )

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import httpx
 import pytest
 
 from microblog.config import documented_variables
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 180.0
@@ -39,13 +39,6 @@ READY_TIMEOUT = 60.0  # the first start in a fresh data folder runs initdb
 STOP_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0
 PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the kernel's pick, released at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def database_url_for(server_url: str, name: str) -> str:
