@@ -23,6 +23,7 @@ from microblog.config import (
 )
 from microblog.db.migrate import OutdatedSchema
 from microblog.db.pools import DatabaseUnavailable
+from microblog.db.standby import StandbyError
 from microblog.jobs.commands import add_jobs_commands
 from microblog.logs import configure_logging
 from microblog.signals import catch_early
@@ -117,11 +118,16 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
-    from microblog.db.embedded import run_in_foreground
-
     if settings.database_url:
         raise CommandError("DATABASE_URL is set: `db` only runs the embedded server")
-    asyncio.run(run_in_foreground(settings.data_dir))
+    if args.replica:
+        from microblog.db.embedded_replica import run_replica_in_foreground
+
+        asyncio.run(run_replica_in_foreground(settings.data_dir))
+    else:
+        from microblog.db.embedded import run_in_foreground
+
+        asyncio.run(run_in_foreground(settings.data_dir))
     return 0
 
 
@@ -195,8 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_concurrency_option(combined)
     _add_command(commands, "migrate", _migrate, "apply pending database migrations")
     add_jobs_commands(commands, _add_command)
-    _add_command(
+    db = _add_command(
         commands, "db", _db, "run the embedded PostgreSQL in the foreground and print its URL"
+    )
+    db.add_argument(
+        "--replica",
+        action="store_true",
+        help="run a streaming replica of it instead, kept in the data folder",
     )
     seed = _add_command(commands, "seed", _seed, "generate demo or benchmark data")
     seed.add_argument(
@@ -236,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except CommandError as error:
         print(f"microblog: {error}", file=sys.stderr)
         sys.exit(2)
-    except (DatabaseUnavailable, OutdatedSchema) as error:
+    except (DatabaseUnavailable, OutdatedSchema, StandbyError) as error:
         print(f"microblog: {error}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

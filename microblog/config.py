@@ -196,7 +196,8 @@ class Settings:
         "REPLICA_DATABASE_URL",
         _postgres_urls,
         (),
-        "Streaming replicas of the primary, comma-separated. Unset: none.",
+        "Streaming replicas of the primary, comma-separated. Unset: none, or with the embedded "
+        "database the one `db --replica` runs.",
         repr=False,
     )
     replica_max_lag: float = _setting(

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from pgserver import PostgresServer
 
 DATABASE_NAME = "microblog"
+# `db --replica` keeps its replica in this folder of the data folder, and its URL in a file
+# there, where every process started from the same data folder finds it.
+REPLICA_FOLDER = "replica"
+REPLICA_URL_FILE = "url"
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +127,14 @@ async def open_embedded_database(data_dir: Path) -> EmbeddedServer:
     embedded = await asyncio.to_thread(start_embedded_server, data_dir)
     await create_database_if_missing(embedded.url, DATABASE_NAME)
     return embedded
+
+
+def embedded_replica_urls(data_dir: Path) -> tuple[str, ...]:
+    """The URL of the replica `db --replica` made in data_dir, if it ever did."""
+    try:
+        return ((data_dir / REPLICA_FOLDER / REPLICA_URL_FILE).read_text().strip(),)
+    except FileNotFoundError:
+        return ()
 
 
 async def create_database_if_missing(server_url: str, name: str) -> None:

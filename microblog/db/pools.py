@@ -11,7 +11,11 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from microblog.config import Settings
-from microblog.db.embedded import EmbeddedServer, open_embedded_database
+from microblog.db.embedded import (
+    EmbeddedServer,
+    embedded_replica_urls,
+    open_embedded_database,
+)
 from microblog.db.replicas import Replicas
 
 CONNECT_TIMEOUT = 5.0
@@ -89,13 +93,15 @@ def _unavailable(url: str, error: BaseException) -> DatabaseUnavailable:
 async def resolve_database_urls(
     settings: Settings,
 ) -> tuple[DatabaseUrls, EmbeddedServer | None]:
-    """The settings' URLs; without DATABASE_URL, the embedded server's (started on first use),
-    and that server."""
+    """The settings' URLs; without DATABASE_URL, the embedded server's (started on first use)
+    and, unless REPLICA_DATABASE_URL says otherwise, the replica `db --replica` made of it;
+    and the embedded server, if that is the primary."""
     primary, embedded = settings.database_url, None
     replicas = settings.replica_database_urls
     if not primary:
         embedded = await open_embedded_database(settings.data_dir)
         primary = embedded.url
+        replicas = replicas or embedded_replica_urls(settings.data_dir)
     urls = DatabaseUrls(
         primary=primary,
         direct=settings.database_direct_url or primary,
