@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -24,7 +23,7 @@ from microblog.db.pools import DatabaseUnavailable, Pools, open_pool, open_pools
 from microblog.jobs import processes
 from microblog.runtime import warn_about_connection_budget
 from microblog.web.app import create_app
-from tests.conftest import Browser, with_database
+from tests.conftest import Browser
 from tests.servers import PgBouncer, database_of, server_connections
 
 FROZEN_TIMEOUT = 10.0
@@ -48,19 +47,6 @@ def pooled_settings(settings, pgbouncer, database_url) -> Settings:
 async def pooled(pooled_settings) -> AsyncIterator[Pools]:
     async with open_pools(pooled_settings, application_name="microblog pgbouncer tests") as pools:
         yield pools
-
-
-@pytest.fixture
-async def empty_database(server_url) -> AsyncIterator[str]:
-    """A database with no schema at all, on the tests' server."""
-    name = f"bare_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield with_database(server_url, name)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def test_the_pools_open_through_pgbouncer_without_session_settings(pooled, pgbouncer):
@@ -133,15 +119,15 @@ async def _cached_workload(pool: asyncpg.Pool, worker: int) -> None:
         assert await pool.fetchval("SELECT $1::int * 2", worker) == worker * 2
 
 
-async def test_migrations_take_the_direct_url(settings, pgbouncer, empty_database):
+async def test_migrations_take_the_direct_url(settings, pgbouncer, fresh_database):
     async with open_pools(
-        through(settings, pgbouncer, empty_database), application_name="migrations test"
+        through(settings, pgbouncer, fresh_database), application_name="migrations test"
     ) as pools:
         with pgbouncer.frozen():
             applied = await asyncio.wait_for(migrate_databases(pools), FROZEN_TIMEOUT)
             assert await asyncio.wait_for(ensure_schema(pools, migrate=False), FROZEN_TIMEOUT) == []
     assert applied == [m.version for s in ALL for m in s.migrations()]
-    conn = await asyncpg.connect(empty_database)
+    conn = await asyncpg.connect(fresh_database)
     try:
         held = await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
     finally:

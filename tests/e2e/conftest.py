@@ -19,12 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -39,12 +37,6 @@ READY_TIMEOUT = 60.0  # the first start in a fresh data folder runs initdb
 STOP_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0
 PASSWORD = "correct horse battery"
-
-
-def database_url_for(server_url: str, name: str) -> str:
-    """The URL of another database on the same server (host, port and socket query kept)."""
-    parts = urlsplit(server_url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -347,25 +339,6 @@ def workdir(scratch_dir: Path) -> Path:
     folder = scratch_dir / "cwd"
     folder.mkdir()
     return folder
-
-
-@pytest.fixture
-def fresh_database(server_url: str) -> Iterator[str]:
-    """An empty, unmigrated database on the session's test server."""
-    name = f"e2e_{uuid.uuid4().hex[:16]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(server_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield database_url_for(server_url, name)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 async def fetch_rows(url: str, sql: str, *args) -> list[asyncpg.Record]:
