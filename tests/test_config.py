@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from microblog.cli import build_parser
 from microblog.config import Settings, SettingsError, documented_variables
+from microblog.db.pools import DatabaseUrls
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_SECRET = "s" * 40
@@ -190,3 +192,18 @@ def test_command_line_values_follow_the_settings_rules(arguments, message, capsy
         build_parser().parse_args(arguments)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_resolved_urls_send_sessions_to_the_primary_itself_and_keep_passwords_out_of_reprs():
+    urls = DatabaseUrls(
+        primary="postgresql://app:hunter2@pgbouncer:6432/app",
+        direct="postgresql://app:hunter2@db:5432/app",
+        queue="postgresql://app:hunter2@pgbouncer:6432/app",
+        cache="postgresql://app:hunter2@cache:5432/cache",
+        replicas=("postgresql://app:hunter2@replica:5432/app",),
+    )
+    assert urls.through_pooler
+    assert urls.for_sessions(urls.queue) == urls.direct
+    assert urls.for_sessions(urls.cache) == urls.cache, "a database of its own is used as given"
+    assert "hunter2" not in repr(urls)
+    assert not dataclasses.replace(urls, direct=urls.primary).through_pooler

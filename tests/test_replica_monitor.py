@@ -19,7 +19,7 @@ from microblog.db.pools import Pools, open_pools
 from microblog.db.replica_status import Reason, ReplicaStatus
 from microblog.db.replicas import Replicas
 from tests.conftest import wait_until
-from tests.servers import ReplicaServer, database_of
+from tests.servers import ReplicaServer, database_of, free_port
 
 MAX_LAG = 0.5
 
@@ -152,3 +152,15 @@ async def until(holds: Callable[[], bool], within: float = 10.0) -> None:
         return holds()
 
     await wait_until(check, within)
+
+
+async def test_a_replica_that_is_down_at_start_up_does_not_stop_the_process(settings):
+    nowhere = f"postgresql://microblog:secret@127.0.0.1:{free_port()}/app"
+    watching = dataclasses.replace(settings, replica_database_urls=(nowhere,))
+    async with open_pools(watching, application_name="replica tests") as pools:
+        assert await pools.primary.fetchval("SELECT 1") == 1
+        await pools.replicas.probe()
+        (found,) = pools.replicas.statuses
+    assert not found.up
+    assert "refused" in found.error.lower()
+    assert "secret" not in found.name
