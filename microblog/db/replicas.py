@@ -200,6 +200,7 @@ class Replicas:
         log.info("replica monitor started", extra={"replicas": ",".join(self._replicas)})
         stop = asyncio.Event()
         task = asyncio.create_task(self.run(stop))
+        task.add_done_callback(_report_crash)
         try:
             yield
         finally:
@@ -209,6 +210,12 @@ class Replicas:
     async def close(self) -> None:
         for probe in (self._primary, *(replica.probe for replica in self._replicas.values())):
             probe.close()
+
+
+def _report_crash(task: asyncio.Task) -> None:
+    """Said at once: the statuses then age until every replica counts as down."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("replica monitor stopped", exc_info=task.exception())
 
 
 def _describe(error: BaseException) -> str:
