@@ -30,8 +30,8 @@ async def test_a_post_records_the_accounts_it_mentions_and_links_only_those(brow
     post_id = await db.fetchval("SELECT id FROM posts")
     assert await mentioned_names(db, post_id) == ["Bob"]
     page = await browser.text(f"/posts/{post_id}")
-    assert '<a class="mention" href="/@bob">@bob</a>' in page
-    assert '<a class="mention" href="/@BOB">@BOB</a>' in page
+    assert '<a class="mention" href="/@bob" dir="ltr">@bob</a>' in page
+    assert '<a class="mention" href="/@BOB" dir="ltr">@BOB</a>' in page
     assert "@carol" in page
     assert 'href="/@carol"' not in page
 
@@ -46,7 +46,8 @@ async def test_an_account_made_later_under_a_mentioned_name_is_not_linked_from_o
     assert 'href="/@carol"' not in await browser.text("/")
     assert await mentioned_names(db, post_id) == []
     newer = await make_post(db, alice, "welcome @carol")
-    assert '<a class="mention" href="/@carol">@carol</a>' in await browser.text(f"/posts/{newer}")
+    page = await browser.text(f"/posts/{newer}")
+    assert '<a class="mention" href="/@carol" dir="ltr">@carol</a>' in page
 
 
 async def test_the_migration_finds_the_mentions_of_posts_written_before_it(server_url):

@@ -62,7 +62,7 @@ async def test_post_is_stored_with_its_tags_and_counted_when_body_is_valid(
     assert await post_count(db, alice) == 1
     home = await browser.text("/")
     assert post_ids(home) == [post["id"]]
-    assert '<a class="mention" href="/@bob">@bob</a>' in home
+    assert '<a class="mention" href="/@bob" dir="ltr">@bob</a>' in home
 
 
 async def test_body_length_is_counted_in_code_points_after_trimming(browser, db, alice):

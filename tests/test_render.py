@@ -9,11 +9,18 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from microblog.posts.render import MAX_TAG_LENGTH, hashtags, is_hashtag, mentions, render_body
+from microblog.posts.render import (
+    MAX_TAG_LENGTH,
+    hashtags,
+    is_hashtag,
+    mentions,
+    render_body,
+    tag_key,
+)
 
 KNOWN = {"bob", "alice_1"}
 ALLOWED_HREF_PREFIXES = ("http://", "https://", "/@", "/tags/")
-ALLOWED_ATTRIBUTES = {"href", "rel", "class"}
+ALLOWED_ATTRIBUTES = {"href", "rel", "class", "dir"}
 
 
 @dataclass
@@ -83,8 +90,10 @@ def assert_anchor_matches_its_text(anchor: Anchor, known: set[str]) -> None:
     elif kind == "hashtag":
         assert href == "/tags/" + quote(text[1:].lower())
     else:
-        assert href == text
+        assert href == (text if text.startswith(("http://", "https://")) else f"https://{text}")
         assert anchor.attrs["rel"] == "nofollow noopener noreferrer ugc"
+    # Isolated, so that no bidirectional control outside the link can reorder its text.
+    assert anchor.attrs.get("dir") == ("auto" if kind == "hashtag" else "ltr")
 
 
 def assert_safe(body: str, known: set[str] = KNOWN) -> Parsed:
@@ -135,6 +144,10 @@ def test_url_becomes_a_nofollow_link_when_it_starts_with_http_or_https():
         "ftp://example.com/",
         "xhttp://example.com/",
         "example.com",
+        "www.example",
+        "wwwexample.org",
+        "me@www.example.org",
+        "a.www.example.org",
         "http:/example.com",
         "mailto:a@b",
     ],
@@ -160,6 +173,43 @@ def test_url_is_not_linked_when_it_has_another_scheme_or_no_scheme(body):
 )
 def test_url_leaves_trailing_punctuation_outside_the_link(body, url):
     assert links(body) == [(url, url)]
+
+
+def test_www_address_becomes_an_https_link_that_reads_as_typed():
+    assert links("see www.example.org, or www.example.org:8080/a?b=1#c.") == [
+        ("https://www.example.org", "www.example.org"),
+        ("https://www.example.org:8080/a?b=1#c", "www.example.org:8080/a?b=1#c"),
+    ]
+    assert links("http://www.example.org/x") == [
+        ("http://www.example.org/x", "http://www.example.org/x")
+    ]
+
+
+# Each control that reorders text: the embeddings and overrides, the isolates, and the marks.
+BIDI_CONTROLS = [
+    *map(chr, range(0x202A, 0x202F)),
+    *map(chr, range(0x2066, 0x206A)),
+    "\u200e",
+    "\u200f",
+    "\u061c",
+]
+
+
+@pytest.mark.parametrize("control", BIDI_CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_bidi_control_ends_a_link_so_the_link_text_cannot_be_reordered(control):
+    # "\u202egpj.exe" shows as "exe.jpg": inside a link it would disguise the address.
+    for url in ("https://example.com/", "www.example.org/"):
+        body = f"{url}{control}gpj.exe and {control}{url}x{control}"
+        shown = links(body)
+        assert [text for _, text in shown] == [url, f"{url}x"]
+        assert all(control not in href for href, _ in shown)
+
+
+def test_every_link_isolates_its_text_from_the_text_around_it():
+    html = str(render_body("\u202e@bob #lived https://example.com/ www.example.org", KNOWN))
+    assert html.count('dir="ltr"') == 3
+    assert html.count('dir="auto"') == 1
+    assert links("\u202e@bob #lived https://example.com/ www.example.org")
 
 
 def test_url_swallows_mentions_and_hashtags_inside_it():
@@ -233,6 +283,22 @@ def test_hashtag_may_mix_digits_and_underscores():
         ("/tags/snake_case", "#snake_case"),
         ("/tags/a" + "b" * (MAX_TAG_LENGTH - 2), "#a" + "b" * (MAX_TAG_LENGTH - 2)),
     ]
+
+
+def test_hashtag_joins_words_with_single_hyphens_and_records_what_it_links():
+    body = "#a-b #Open-Source #covid-19 #end- #a--b #2024-25 #-x"
+    assert links(body) == [
+        ("/tags/a-b", "#a-b"),
+        ("/tags/open-source", "#Open-Source"),
+        ("/tags/covid-19", "#covid-19"),
+        ("/tags/end", "#end"),
+        ("/tags/a", "#a"),
+    ]
+    # post_tags rows hold exactly the tags the links lead to.
+    assert hashtags(body) == {"a-b", "open-source", "covid-19", "end", "a"}
+    assert tag_key("a-b") == "a-b"
+    assert tag_key("a--b") is None
+    assert tag_key("-a") is None
 
 
 def test_hashtags_lists_lower_cased_tags_once():

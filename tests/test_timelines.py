@@ -66,9 +66,25 @@ async def test_public_profile_and_tag_pages_show_the_right_posts_newest_first(br
 
 
 async def test_profile_is_404_for_an_unknown_user_and_tag_page_404_for_a_non_tag(browser, db):
-    for path in ("/@nobody", "/tags/123", "/tags/" + "a" * 101, "/tags/a-b", "/tags/%00"):
+    for path in (
+        "/@nobody",
+        "/tags/123",
+        "/tags/" + "a" * 101,
+        "/tags/a--b",
+        "/tags/-a",
+        "/tags/%00",
+    ):
         response = await browser.get(path)
         assert response.status_code == 404, path
+
+
+async def test_a_tag_of_hyphenated_words_has_its_own_page(browser, db):
+    alice = await make_user(db, "alice")
+    joined = await make_post(db, alice, "all #Open-Source here")
+    await make_post(db, alice, "only #open here")
+    page = await browser.text("/tags/open-source")
+    assert post_ids(page) == [joined]
+    assert '<a class="hashtag" href="/tags/open-source" dir="auto">#Open-Source</a>' in page
 
 
 async def test_every_timeline_pages_20_posts_at_a_time_with_an_older_posts_link(browser, db):

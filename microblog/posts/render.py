@@ -1,8 +1,14 @@
-"""A post body as HTML: everything escaped, then links, @mentions and #hashtags made clickable.
+"""A post body or a bio as HTML: everything escaped, then links, @mentions and #hashtags made
+clickable.
 
-The body is split into tokens by one regular expression; plain text between tokens is escaped,
-and each token becomes an anchor whose every attribute is escaped too. Nothing from the body is
-ever emitted unescaped, so no body can open a tag or an attribute.
+The text is split into tokens by one regular expression; plain text between tokens is escaped,
+and each token becomes an anchor whose every attribute is escaped too. Nothing from the text is
+ever emitted unescaped, so no text can open a tag or an attribute.
+
+Bidirectional controls (U+202E RIGHT-TO-LEFT OVERRIDE and its kin) can make text read in
+another order than it is stored: "moc.elpmaxe" shown as "example.com". They end a link, so a
+link never contains one, and every anchor isolates its text (`dir`), so a control before it
+cannot reorder what it says.
 """
 
 from __future__ import annotations
@@ -12,11 +18,17 @@ from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
+# Embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) and the marks
+# (U+200E, U+200F, U+061C): all of them reorder or re-type the text around them.
+_BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_URL_CHARACTER = rf"[^\s<>\"'`{_BIDI_CONTROLS}]"
+
 _TOKEN = re.compile(
-    r"""
-    (?P<url>\bhttps?://[^\s<>"'`]+)
-    | (?<![\w@/.])@(?P<mention>[A-Za-z0-9_]{1,30})(?![\w@])
-    | (?<![\w#&/])\#(?P<tag>\w*[^\W\d]\w*)(?!\w)
+    rf"""
+    (?P<url>\bhttps?://{_URL_CHARACTER}+)
+    | (?<![\w@/.-])(?P<www>www\.[\w-]+(?:\.[\w-]+)+(?::\d+)?(?:[/?\#]{_URL_CHARACTER}*)?)
+    | (?<![\w@/.])@(?P<mention>[A-Za-z0-9_]{{1,30}})(?![\w@])
+    | (?<![\w\#&/])\#(?P<tag>\w+(?:-\w+)*)
     """,
     re.VERBOSE,
 )
@@ -37,11 +49,19 @@ def _trim_url(url: str) -> str:
     return url
 
 
-_HASHTAG = re.compile(r"\w*[^\W\d]\w*")
+# A tag is words (letters, digits, underscores) joined by single hyphens, as in #open-source,
+# with at least one letter or underscore: #2024 is a number, not a tag. The help text next to
+# the compose box and the bio field says so.
+_HASHTAG = re.compile(r"\w+(?:-\w+)*")
+_NOT_A_DIGIT = re.compile(r"[^\W\d]")
 
 
 def is_hashtag(text: str) -> bool:
-    return len(text) <= MAX_TAG_LENGTH and _HASHTAG.fullmatch(text) is not None
+    return (
+        len(text) <= MAX_TAG_LENGTH
+        and _HASHTAG.fullmatch(text) is not None
+        and _NOT_A_DIGIT.search(text) is not None
+    )
 
 
 def tag_key(text: str) -> str | None:
@@ -68,27 +88,32 @@ def hashtags(body: str) -> set[str]:
 
 
 def render_body(body: str, known_users: set[str]) -> Markup:
-    """HTML for a body; @mentions link only when the lower-cased name is in known_users."""
+    """HTML for a body; @mentions link only when the lower-cased name is in known_users.
+
+    URLs and mentions read left to right whatever surrounds them (dir="ltr"); a hashtag may be
+    a word of any script and takes the direction of its own letters (dir="auto").
+    """
     out: list[str] = []
     position = 0
     for match in _TOKEN.finditer(body):
         start, end = match.span()
-        if match["url"]:
-            url = _trim_url(match["url"])
-            end = start + len(url)
-            anchor = Markup('<a href="{0}" rel="nofollow noopener noreferrer ugc">{0}</a>').format(
-                url
-            )
+        if link := match["url"] or match["www"]:
+            text = _trim_url(link)
+            end = start + len(text)
+            href = text if match["url"] else f"https://{text}"
+            anchor = Markup(
+                '<a href="{0}" rel="nofollow noopener noreferrer ugc" dir="ltr">{1}</a>'
+            ).format(href, text)
         elif match["mention"]:
             name = match["mention"]
             if name.lower() not in known_users:
                 continue
-            anchor = Markup('<a class="mention" href="/@{0}">@{0}</a>').format(name)
+            anchor = Markup('<a class="mention" href="/@{0}" dir="ltr">@{0}</a>').format(name)
         else:
             key = tag_key(match["tag"])
             if key is None:
                 continue
-            anchor = Markup('<a class="hashtag" href="/tags/{0}">#{1}</a>').format(
+            anchor = Markup('<a class="hashtag" href="/tags/{0}" dir="auto">#{1}</a>').format(
                 quote(key), match["tag"]
             )
         out.append(escape(body[position:start]))
