@@ -3,6 +3,7 @@ with a parse error and `a="1"required` as other attributes than were meant."""
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 from io import BytesIO
 
@@ -83,7 +84,7 @@ async def test_pages_fragments_and_forms_with_errors_are_well_formed(make_browse
         shown[path] = await _checked(await as_ada.get(path), 200)
         await _checked(await as_ada.get(path, headers={"HX-Request": "true"}), 200)
     # What the check read: bob's follow, like and reply, a follow button, a post's own forms.
-    assert shown["/notifications"].count('<span class="name">bob</span>') == 3
+    assert shown["/notifications"].count('<bdi class="name">bob</bdi>') == 3
     assert 'action="/@bob/follow"' in shown["/@bob"]
     assert f'action="/posts/{post}/delete"' in shown["/"]
     for path, form in (
@@ -95,3 +96,99 @@ async def test_pages_fragments_and_forms_with_errors_are_well_formed(make_browse
         await _checked(await as_ada.post(path, form, headers={"HX-Request": "true"}), 422)
     not_a_picture = FileStorage(BytesIO(b"text"), filename="a.png", content_type="image/png")
     await _checked(await as_ada.post("/settings/avatar", files={"avatar": not_a_picture}), 422)
+
+
+# The bidirectional controls: embeddings, overrides, isolates and marks.
+BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# In <title>, which takes no markup, user text sits between FSI and PDI with no run of its own.
+ISOLATED_IN_TEXT = re.compile("\u2068[^\u202a-\u202e\u2066-\u2069]*\u2069")
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+
+
+class _Isolation(HTMLParser):
+    """User text with a bidirectional control, and whether an element around it isolates it.
+
+    An element with a dir attribute, <bdi>, and form fields are isolates: a control inside
+    cannot reorder the text around them, nor the text of a link next to it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[tuple[str, bool]] = []
+        self.seen = 0
+        self.exposed: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        isolating = tag in {"bdi", "textarea", "input", "title"} or "dir" in dict(attrs)
+        for name, value in attrs:
+            if value and BIDI.search(value):
+                self.seen += 1
+                if not isolating:
+                    self.exposed.append(f"<{tag} {name}={value!r}>")
+        if tag not in VOID:
+            self.open.append((tag, isolating))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        if not BIDI.search(data):
+            return
+        self.seen += 1
+        inside = [tag for tag, isolating in self.open if isolating]
+        if inside == ["title"]:
+            data = ISOLATED_IN_TEXT.sub("", data)
+        if not inside or (inside == ["title"] and BIDI.search(data)):
+            self.exposed.append(f"{data!r} in {[tag for tag, _ in self.open]}")
+
+
+def exposed_bidi_text(page: str) -> tuple[int, list[str]]:
+    parser = _Isolation()
+    parser.feed(page)
+    return parser.seen, parser.exposed
+
+
+def test_the_isolation_check_finds_text_that_is_not_isolated():
+    assert exposed_bidi_text("<p>a\u202eb</p><title>\u2068x\u202ey\u2069</title>") == (
+        2,
+        ["'a\\u202eb' in ['p']", "'\\u2068x\\u202ey\\u2069' in ['title']"],
+    )
+    assert exposed_bidi_text('<p><bdi>\u202e</bdi><span dir="auto">\u202e</span></p>') == (2, [])
+
+
+async def test_user_text_with_bidi_controls_is_isolated_wherever_a_page_shows_it(
+    make_browser, pools, db
+):
+    """A right-to-left override in a name, a bio or a post must not make a link's text, or
+    anything after it, read as something else."""
+    as_bidi, as_fan = make_browser(), make_browser()
+    bidi, fan = await make_user(db, "bidi"), await make_user(db, "fan")
+    fans_post = await make_post(db, fan, "a post of the fan")
+    await as_bidi.sign_in(bidi)
+    await as_fan.sign_in(fan)
+    override = "\u202e"
+    profile = {"display_name": f"{override}evil\u2069 name", "bio": f"{override}gpj.exe @fan"}
+    assert (await as_bidi.post("/settings", profile)).status_code == 303
+    body = f"see https://example.com/{override}txt.exe and \u2067@fan\u2069 #{override}tag"
+    assert (await as_bidi.post("/posts", {"body": body})).status_code == 303
+    post = await db.fetchval("SELECT max(id) FROM posts")
+    reply = {"body": f"{override}re", "in_reply_to": str(fans_post)}
+    assert (await as_bidi.post("/posts", reply)).status_code == 303
+    await as_bidi.post(f"/posts/{fans_post}/like")
+    await as_bidi.post("/@fan/follow")
+    await run_app_jobs(pools, db)
+
+    pages = [
+        *((as_bidi, path) for path in ("/", "/public", "/@bidi", f"/posts/{post}", "/settings")),
+        *((as_bidi, path) for path in ("/logout", f"/posts/{post}/delete")),
+        *((as_fan, path) for path in ("/notifications", f"/posts/{fans_post}", "/@fan/followers")),
+    ]
+    checked = 0
+    for visitor, path in pages:
+        for headers in ({}, {"HX-Request": "true"}):
+            page = await _checked(await visitor.get(path, headers=headers), 200)
+            seen, exposed = exposed_bidi_text(page)
+            assert exposed == [], (path, headers)
+            checked += seen
+    assert checked >= 30  # the check read the user's text on every page

@@ -13,7 +13,7 @@ from tests.jobs.conftest import run_app_jobs
 def _listed(page: str) -> list[str]:
     """'actor verb' for each notification on the page, newest first."""
     items = re.findall(
-        r'<span class="name">([^<]+)</span></a>\s*([a-z ]+?)\s*<time', page, flags=re.DOTALL
+        r'<bdi class="name">([^<]+)</bdi></a>\s*([a-z ]+?)\s*<time', page, flags=re.DOTALL
     )
     return [f"{actor} {verb}" for actor, verb in items]
 

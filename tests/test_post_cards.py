@@ -46,7 +46,7 @@ async def test_a_changed_post_is_a_new_card_on_the_next_view(app, browser, db):
     await db.execute("UPDATE posts SET like_count = 7 WHERE id = $1", post_id)
     assert "Like (7 likes)" in await browser.text("/")
     await db.execute("UPDATE users SET display_name = 'Alice A.' WHERE id = $1", alice.id)
-    assert '<span class="name">Alice A.</span>' in await browser.text("/")
+    assert '<bdi class="name">Alice A.</bdi>' in await browser.text("/")
 
 
 async def test_each_viewer_gets_their_own_form_fields_in_shared_cards(app, make_browser, db):

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from microblog.web.app import create_app
+from microblog.web.assets import STATIC_DIR
 from microblog.web.proxies import ProxyHeadersMiddleware, client_address
 from tests.conftest import make_post, make_user
 
@@ -126,6 +127,32 @@ async def test_no_page_has_inline_script_or_event_handlers(browser, db):
         audit = _ScriptAudit()
         audit.feed(await (await browser.get(page)).get_data(as_text=True))
         assert audit.problems == [], page
+
+
+async def test_the_instance_name_is_told_to_operators_and_never_shown_in_pages(browser, db):
+    """Internal host names (vm:3000) help whoever runs the site, and an attacker."""
+    name = "test-instance"
+    up = await browser.get("/up")
+    assert name in await up.get_data(as_text=True)
+    author = await make_user(db, "author")
+    post_id = await make_post(db, author, "hello")
+    await browser.sign_in(author)
+    htmx = {"HX-Request": "true"}
+    requests = [
+        *((path, {}) for path in ("/", "/public", f"/posts/{post_id}", "/settings", "/@author")),
+        *((path, {}) for path in ("/notifications", "/no/such/page", "/posts/424242")),
+        ("/no/such/page", htmx),
+        ("/public?before=x", htmx),
+    ]
+    for path, headers in requests:
+        response = await browser.get(path, headers=headers)
+        assert response.headers["X-Instance"] == name, path
+        assert name not in await response.get_data(as_text=True), path
+    # What nginx shows when no instance answers names none either.
+    for page in (STATIC_DIR / "errors").glob("*.html"):
+        text = page.read_text()
+        assert "served by" not in text
+        assert "$" not in text, page  # no nginx variable such as $hostname or $upstream_addr
 
 
 async def _static_urls(browser) -> list[str]:

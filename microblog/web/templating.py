@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,6 +32,24 @@ def relative_time(moment: datetime, now: datetime | None = None) -> str:
 
 def iso_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# Embeddings, overrides and isolates: the bidirectional controls that open or close a run.
+_BIDI_RUNS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def isolate(text: str) -> str:
+    """User text for places that take no markup (<title>): between FIRST STRONG ISOLATE and
+    POP DIRECTIONAL ISOLATE, so it cannot reorder what follows, and without controls that open
+    or close runs of their own (one of its own POP DIRECTIONAL ISOLATE would end ours)."""
+    return f"\u2068{_BIDI_RUNS.sub('', text)}\u2069"
+
+
+def initial(name: str) -> str:
+    """The letter a picture-less avatar shows: the name's first letter or digit, else its first
+    visible character; never a control, which would show nothing or reorder the text."""
+    shown = (c for c in name if c.isprintable() and not c.isspace())
+    return next((c for c in name if c.isalnum()), next(shown, "?")).upper()
 
 
 def static_url(name: str) -> str:
@@ -71,9 +90,10 @@ def init_templating(app: Quart) -> None:
         csrf_token=csrf_token,
         here=here,
         page_forms=page_forms,
-        instance_name=app.extensions["instance_name"],
     )
-    app.jinja_env.filters.update(relative_time=relative_time, iso_time=iso_time)
+    app.jinja_env.filters.update(
+        relative_time=relative_time, iso_time=iso_time, isolate=isolate, initial=initial
+    )
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
