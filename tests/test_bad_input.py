@@ -190,7 +190,8 @@ async def test_malformed_usernames_in_urls_are_404(browser, db, world):
 async def test_wrong_methods_are_405(browser, db, world):
     before = await snapshot(db)
     post = world["post"]
-    for path in (f"/posts/{post}/like", f"/posts/{post}/delete", "/@bob/follow", "/logout"):
+    # GET /posts/<id>/delete and GET /logout ask for confirmation: they are pages.
+    for path in (f"/posts/{post}/like", f"/posts/{post}/unlike", "/@bob/follow", "/@bob/unfollow"):
         await send(browser, world, "GET", path, 405)
     for method, path in (("GET", "/posts"), ("GET", "/settings/password"), ("PUT", "/posts")):
         await send(browser, world, method, path, 405)

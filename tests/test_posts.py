@@ -143,6 +143,21 @@ async def test_post_page_shows_ancestors_oldest_first_then_the_post_then_its_rep
     assert f'<input type="hidden" name="in_reply_to" value="{leaf}">' in page
 
 
+async def test_a_reply_page_has_a_heading_and_no_lone_link_to_the_thread_shown_above_it(
+    browser, db
+):
+    bob = await make_user(db, "bob")
+    root = await make_post(db, bob, "root")
+    reply = await make_post(db, bob, "reply", in_reply_to=root)
+    page = await browser.text(f"/posts/{reply}")
+    assert post_ids(page) == [root, reply]  # the post it replies to is right above it
+    assert "In reply to a post" not in page
+    assert '<h1 class="page-title">Reply by <bdi>bob</bdi></h1>' in page
+    assert '<h1 class="page-title">Post by <bdi>bob</bdi></h1>' in await browser.text(
+        f"/posts/{root}"
+    )
+
+
 async def test_post_page_pages_replies_oldest_first_and_answers_htmx_with_the_fragment(browser, db):
     bob = await make_user(db, "bob")
     post = await make_post(db, bob, "popular")
@@ -175,7 +190,7 @@ async def test_author_deletes_a_reply_and_the_counts_go_down(browser, db, alice)
     await browser.post(f"/posts/{reply}/like")
     response = await browser.post(f"/posts/{reply}/delete", {"next": "/public"})
     assert response.status_code == 303
-    assert response.headers["Location"] == "/public"
+    assert response.headers["Location"] == "/public?deleted=1"
     assert await db.fetchval("SELECT array_agg(id) FROM posts") == [parent]
     assert await db.fetchval("SELECT count(*) FROM likes") == 0
     assert await db.fetchval("SELECT count(*) FROM post_tags") == 0
@@ -187,27 +202,72 @@ async def test_delete_is_refused_and_changes_nothing_unless_the_author_asks(brow
     bob = await make_user(db, "bob")
     parent = await make_post(db, bob, "parent")
     reply = await make_post(db, bob, "bob's", in_reply_to=parent)
-    others = await browser.post(f"/posts/{reply}/delete")
-    assert others.status_code == 403
-    assert "Only the author of a post can delete it." in await others.get_data(as_text=True)
+    for others in (
+        await browser.get(f"/posts/{reply}/delete"),
+        await browser.post(f"/posts/{reply}/delete"),
+    ):
+        assert others.status_code == 403
+        assert "Only the author of a post can delete it." in await others.get_data(as_text=True)
+    assert (await browser.get("/posts/4242/delete")).status_code == 404
     assert (await browser.post("/posts/4242/delete")).status_code == 404
     assert await db.fetchval("SELECT count(*) FROM posts") == 2
     assert await counts(db, parent) == (1, 0)
     assert await post_count(db, bob) == 2
 
 
-async def test_delete_returns_to_the_page_it_came_from_unless_that_page_is_gone(browser, db, alice):
+async def test_delete_without_javascript_asks_first_then_says_it_is_done(browser, db, alice):
+    post = await make_post(db, alice, "think twice")
+    card = await browser.text("/public")
+    # The card's Delete opens the question; only htmx posts from it, and asks in a dialog.
+    form = re.search(
+        rf'<form class="inline" method="get" action="/posts/{post}/delete"[^>]*>', card
+    )
+    assert form
+    assert 'hx-confirm="Delete this post?"' in form.group(0)
+    response = await browser.get(
+        f"/posts/{post}/delete", headers={"Referer": "http://localhost/public?before=9"}
+    )
+    page = await response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert '<h1 id="delete-title">Delete this post?</h1>' in page
+    assert "think twice" in page
+    assert '<input type="hidden" name="next" value="/public?before=9">' in page
+    assert '<a class="button secondary" href="/public?before=9">Cancel</a>' in page
+    assert await db.fetchval("SELECT count(*) FROM posts") == 1  # asking deletes nothing
+    deleted = await browser.post(f"/posts/{post}/delete", {"next": "/public?before=9"})
+    assert deleted.headers["Location"] == "/public?before=9&deleted=1"
+    assert '<p class="notice">Post deleted.</p>' in await browser.text(deleted.headers["Location"])
+    assert '<p class="notice">' not in await browser.text("/public?before=9")
+    assert await db.fetchval("SELECT count(*) FROM posts") == 0
+
+
+async def test_delete_returns_to_the_page_it_came_from_or_the_thread_when_that_page_is_gone(
+    browser, db, alice
+):
     first = await make_post(db, alice, "first")
     replies = [await make_post(db, alice, f"n{n}", in_reply_to=first) for n in range(12)]
     # Ids from 10 up start with the first post's id, as /posts/10 starts with /posts/1.
     other = next(post for post in replies if str(post).startswith(str(first)))
     own_page = await browser.post(f"/posts/{other}/delete", {"next": f"/posts/{other}?after=1"})
-    assert own_page.headers["Location"] == "/"
+    assert own_page.headers["Location"] == f"/posts/{first}?deleted=1"  # the thread it was in
     elsewhere = await browser.post(f"/posts/{first}/delete", {"next": f"/posts/{other + 1}"})
-    assert elsewhere.headers["Location"] == f"/posts/{other + 1}"
+    assert elsewhere.headers["Location"] == f"/posts/{other + 1}?deleted=1"
     # The replies stay, detached from the deleted post.
     assert await db.fetchval("SELECT count(*) FROM posts WHERE in_reply_to IS NOT NULL") == 0
     assert post_ids(await browser.text(f"/posts/{other + 1}")) == [other + 1]
+    top = await browser.post(f"/posts/{other + 1}/delete", {"next": f"/posts/{other + 1}"})
+    assert top.headers["Location"] == "/?deleted=1"
+
+
+async def test_deleting_the_post_of_its_own_page_through_htmx_leaves_that_page(browser, db, alice):
+    root = await make_post(db, alice, "root")
+    reply = await make_post(db, alice, "reply", in_reply_to=root)
+    for post, instead in ((reply, f"/posts/{root}?deleted=1"), (root, "/?deleted=1")):
+        own_page = {**HTMX, "HX-Current-URL": f"http://localhost/posts/{post}"}
+        response = await browser.post(f"/posts/{post}/delete", headers=own_page)
+        assert response.status_code == 200
+        assert response.headers["HX-Redirect"] == instead
+    assert await db.fetchval("SELECT count(*) FROM posts") == 0
 
 
 async def test_delete_through_htmx_answers_an_empty_swap(browser, db, alice):

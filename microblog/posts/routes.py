@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from quart import Blueprint, Response, abort, redirect, request
@@ -16,7 +16,7 @@ from microblog.posts.forms import NewPost
 from microblog.posts.render import hashtags, mentions
 from microblog.timelines import public_cache
 from microblog.web.db import connection, enqueue_job, transaction
-from microblog.web.forms import local_path
+from microblog.web.forms import local_path, referrer_path
 from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import cursor
 from microblog.web.ratelimits import POST_USER
@@ -26,6 +26,7 @@ from microblog.web.templating import here
 blueprint = Blueprint("posts", __name__)
 
 REPLIES_PER_PAGE = 50
+DELETED = "deleted"  # the query parameter that says a post was just deleted
 
 
 @blueprint.route("/posts", methods=["POST"])
@@ -92,29 +93,51 @@ async def show(post_id: int) -> Response:
     )
 
 
-@blueprint.route("/posts/<id:post_id>/delete", methods=["POST"])
+def _check_deletable(author_id: int | None, user_id: int) -> None:
+    if author_id is None:
+        abort(404, "This post does not exist, or it was already deleted.")
+    if author_id != user_id:
+        abort(403, "Only the author of a post can delete it.")
+
+
+@blueprint.route("/posts/<id:post_id>/delete", methods=["GET", "POST"])
 @login_required
 async def delete(post_id: int) -> Response:
     user = current_user()
+    if request.method == "GET":  # a plain form asks first; htmx asks with hx-confirm
+        async with connection() as conn:
+            post = await queries.post_view(conn, post_id, user.id)
+        _check_deletable(post.author_id if post else None, user.id)
+        return await html("delete.html", post=post, next=referrer_path(f"/posts/{post_id}"))
     async with transaction() as conn:
-        author = await queries.post_author(conn, post_id)
-        if author is None:
-            abort(404, "This post does not exist, or it was already deleted.")
-        if author != user.id:
-            abort(403, "Only the author of a post can delete it.")
+        _check_deletable(await queries.post_author(conn, post_id), user.id)
         await forget_post(conn, post_id)
         parent_id = await queries.delete_post(conn, post_id, user.id)
         parent = await _replied_to_on_its_page(conn, parent_id, user.id)
     await public_cache.changed()
+    # The post's own page is gone: the post it replied to, or home, comes instead. Compare
+    # whole paths, as /posts/12 starts with /posts/1.
+    gone = f"/posts/{post_id}"
+    instead = f"/posts/{parent_id}" if parent_id else "/"
     if is_htmx():
+        if urlsplit(here()).path == gone:
+            response = Response("", status=200)
+            response.headers["HX-Redirect"] = _saying_deleted(instead)
+            return response
         if parent is None:
             return Response("", status=200)  # the post's element is swapped for nothing
         return await html("_replies_count.html", post=parent)
     next_path = local_path((await request.form).get("next"))
-    # The post's own page is gone; compare whole paths, as /posts/12 starts with /posts/1.
-    if urlsplit(next_path).path == f"/posts/{post_id}":
-        next_path = "/"
-    return redirect(next_path, 303)
+    if urlsplit(next_path).path == gone:
+        next_path = instead
+    return redirect(_saying_deleted(next_path), 303)
+
+
+def _saying_deleted(path: str) -> str:
+    """The page to go to, with the note that the post was deleted (base.html shows it)."""
+    parts = urlsplit(path)
+    query = [(name, value) for name, value in parse_qsl(parts.query) if name != DELETED]
+    return urlunsplit(parts._replace(query=urlencode([*query, (DELETED, "1")])))
 
 
 async def _replied_to_on_its_page(
