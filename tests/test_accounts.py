@@ -23,13 +23,20 @@ async def test_signup_rejects_taken_username_in_any_case(browser, db):
     assert await db.fetchval("SELECT count(*) FROM users") == 1
 
 
-async def test_signup_keeps_input_and_shows_field_errors(browser, db):
+async def test_signup_keeps_input_and_says_what_is_wrong_without_repeating_the_hints(browser, db):
     response = await browser.post("/signup", {"username": "bad name!", "password": "short"})
     page = await response.get_data(as_text=True)
     assert response.status_code == 422
     assert 'value="bad name!"' in page
-    assert "Use 1 to 30 letters, digits or underscores." in page
-    assert "Use at least 8 characters." in page
+    # Each rule is stated once, by the hint; the error says what this input breaks.
+    assert page.lower().count("1 to 30 letters, digits or underscores") == 1
+    assert page.lower().count("at least 8 characters") == 1
+    assert "Spaces and “!” cannot be part of a username." in page
+    assert "That one has only 5 characters; use at least 8." in page
+    too_long = await browser.post("/signup", {"username": "a" * 31, "password": "long enough"})
+    assert "That one is 31 characters long; the limit is 30." in await too_long.get_data(
+        as_text=True
+    )
     assert await db.fetchval("SELECT count(*) FROM users") == 0
 
 
@@ -67,6 +74,20 @@ async def test_logout_ends_the_session(browser, db):
     response = await browser.get("/settings")
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/login")
+
+
+async def test_get_logout_asks_with_a_log_out_button_instead_of_refusing(browser, db):
+    await make_user(db, "leaving")
+    assert "You are logged out" in await browser.text("/logout")
+    await browser.login("leaving")
+    page = await browser.text("/logout")
+    form = page[page.index('<section class="card narrow"') :].split("</form>")[0]
+    assert '<form method="post" action="/logout">' in form
+    assert 'name="csrf_token"' in form
+    assert '<button type="submit" class="button">Log out</button>' in form
+    assert (await browser.get("/settings")).status_code == 200  # asking did not log out
+    assert (await browser.post("/logout")).status_code == 303
+    assert (await browser.get("/settings")).status_code == 303
 
 
 async def test_an_htmx_action_after_the_session_ended_offers_to_log_in_again(

@@ -77,3 +77,46 @@ async def test_non_ascii_token_is_refused_not_crashed(browser, db):
     await browser.login("uni")
     response = await browser.client.post("/posts", form={"body": "x", "csrf_token": "tökén"})
     assert response.status_code == 403
+
+
+async def test_a_page_left_open_when_its_session_logged_out_is_told_to_log_in_again(browser, db):
+    """Logged out in one tab, a Like or a Post in another: not "this form has expired"."""
+    post_id = await make_post(db, await make_user(db, "tabs"), "like me")
+    await browser.login("tabs")
+    token = await browser.csrf_token()
+    assert (await browser.client.post("/logout", form={"csrf_token": token})).status_code == 303
+    on_page = {"X-CSRF-Token": token, "HX-Request": "true", "HX-Current-URL": "http://localhost/"}
+    liked = await browser.client.post(f"/posts/{post_id}/like", headers=on_page)
+    assert liked.status_code == 401
+    assert liked.headers["HX-Retarget"] == "#messages"
+    fragment = await liked.get_data(as_text=True)
+    assert "<strong>Logged out.</strong>" in fragment
+    assert '<a href="/login?next=/">Log in again</a>' in fragment
+    posted = await browser.client.post(
+        "/posts",
+        form={"body": "typed", "csrf_token": token},
+        headers={"Referer": "http://localhost/@tabs"},
+    )
+    assert posted.status_code == 303
+    assert posted.headers["Location"] == "/login?next=/@tabs"
+    assert await db.fetchval("SELECT row(count(*), sum(like_count)) FROM posts") == (1, 0)
+
+
+async def test_a_token_of_an_ended_session_still_counts_as_forged_anywhere_else(
+    browser, make_browser, db
+):
+    await make_user(db, "tabs")
+    other = make_browser()
+    await other.login("tabs")
+    token = await other.csrf_token()
+    await other.client.post("/logout", form={"csrf_token": token})
+    await browser.csrf_token()  # a session of its own, which never had that token
+    response = await browser.client.post(
+        "/posts", headers={"X-CSRF-Token": token, "HX-Request": "true"}, form={"body": "x"}
+    )
+    assert response.status_code == 403
+    # And in the browser that logged out, after logging in again, it is just stale.
+    await other.login("tabs")
+    response = await other.client.post("/posts", form={"body": "x", "csrf_token": token})
+    assert response.status_code == 403
+    assert await db.fetchval("SELECT count(*) FROM posts") == 0

@@ -8,24 +8,54 @@ from dataclasses import dataclass, field
 
 from microblog.web.forms import has_forbidden_characters
 
-USERNAME = re.compile(r"^[A-Za-z0-9_]{1,30}$")
+USERNAME_MAX = 30
+USERNAME = re.compile(rf"^[A-Za-z0-9_]{{1,{USERNAME_MAX}}}$")
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 DISPLAY_NAME_MAX, BIO_MAX = 50, 300
 
 
 def username_error(username: str) -> str | None:
+    """What is wrong with a new username: said differently from the field's hint, which already
+    states the rule, so the message adds what this one breaks."""
     if not username:
         return "Choose a username."
+    if len(username) > USERNAME_MAX:
+        return f"That one is {len(username)} characters long; the limit is {USERNAME_MAX}."
     if not USERNAME.match(username):
-        return "Use 1 to 30 letters, digits or underscores."
+        named = _and(_not_allowed(username))
+        return f"{named[0].upper()}{named[1:]} cannot be part of a username."
     return None
 
 
+def _not_allowed(username: str) -> list[str]:
+    """The characters of a username that the rule refuses, named as a person would name them."""
+    named: list[str] = []
+    for character in username:
+        if (character.isascii() and character.isalnum()) or character == "_":
+            continue
+        if character.isspace():
+            name = "spaces"
+        elif not character.isprintable():
+            name = "invisible characters"
+        else:
+            name = f"“{character}”"
+        if name not in named:
+            named.append(name)
+    return named
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def password_error(password: str) -> str | None:
+    if not password:
+        return "Choose a password."
     if len(password) < PASSWORD_MIN:
-        return f"Use at least {PASSWORD_MIN} characters."
+        count = "1 character" if len(password) == 1 else f"{len(password)} characters"
+        return f"That one has only {count}; use at least {PASSWORD_MIN}."
     if len(password) > PASSWORD_MAX:
-        return f"Use at most {PASSWORD_MAX} characters."
+        return f"That one has {len(password)} characters; use at most {PASSWORD_MAX}."
     if has_forbidden_characters(password, multiline=False):
         return "Passwords cannot contain control characters."
     return None

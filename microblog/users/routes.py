@@ -67,8 +67,10 @@ async def login() -> Response:
     return redirect(next_path, 303)
 
 
-@blueprint.route("/logout", methods=["POST"])
+@blueprint.route("/logout", methods=["GET", "POST"])
 async def logout() -> Response:
+    if request.method == "GET":  # a typed or bookmarked address: ask, as logging out is a POST
+        return await html("logout.html")
     log_out()
     return redirect("/", 303)
 

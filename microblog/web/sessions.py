@@ -18,14 +18,14 @@ from typing import Any, TypeVar
 
 from cachetools import LRUCache
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from quart import Quart, current_app, g, redirect, request, session, url_for
+from quart import Quart, Response, current_app, g, redirect, request, session, url_for
 from quart.sessions import SecureCookieSession, SecureCookieSessionInterface
 from quart.wrappers import BaseRequestWebsocket
 
 from microblog.config import Settings
 from microblog.users.known import KnownUsers
 from microblog.users.queries import User, user_by_id
-from microblog.web.csrf import csrf_token
+from microblog.web.csrf import SessionEnded, csrf_token, end_session
 from microblog.web.db import committed, connection
 from microblog.web.errors import error_response
 from microblog.web.forms import referrer_path
@@ -122,6 +122,7 @@ def init_sessions(app: Quart, primary_url: str) -> None:
 
     app.before_request(load_current_user)
     app.teardown_request(forget_own_changes)
+    app.register_error_handler(SessionEnded, to_log_in)
 
 
 # Health checks and static files never need to know who is asking: no query for them.
@@ -177,7 +178,7 @@ def log_in(user: User) -> None:
 
 
 def log_out() -> None:
-    session.clear()
+    end_session()
     g.user = None
 
 
@@ -187,18 +188,23 @@ def refresh_epoch(user: User) -> None:
     g.user = user
 
 
+async def to_log_in(_ended: SessionEnded | None = None) -> Response:
+    """The answer to a request that needs a session when there is none (or it has ended)."""
+    back = here() if is_htmx() or request.method == "GET" else referrer_path()
+    target = url_for("users.login", next=back)
+    if is_htmx():
+        # The page stays, and with it anything half-written in it; the message area offers to
+        # log in again. (A redirect would be followed inside htmx's request and the log-in
+        # page swapped into the button that was pressed.)
+        return await error_response(401, login_url=target)
+    return redirect(target, 303)
+
+
 def login_required(view: View) -> View:
     @wraps(view)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
-            back = here() if is_htmx() or request.method == "GET" else referrer_path()
-            target = url_for("users.login", next=back)
-            if is_htmx():
-                # The page stays, and with it anything half-written in it; the message area
-                # offers to log in again. (A redirect would be followed inside htmx's request
-                # and the log-in page swapped into the button that was pressed.)
-                return await error_response(401, login_url=target)
-            return redirect(target, 303)
+            return await to_log_in()
         return await view(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]
