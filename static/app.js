@@ -19,14 +19,24 @@
     });
   }
 
-  // Characters left, counted as code points like the server counts them.
+  // Characters left, counted as code points like the server counts them, and worded as the
+  // server words them (the characters_left macro in templates/macros.html).
+  function charactersLeft(left) {
+    var count = Math.abs(left);
+    return count + (count === 1 ? " character" : " characters") + (left >= 0 ? " left" : " too many");
+  }
+
   function updateCounter(textarea) {
     var counter = document.getElementById(textarea.id + "-count");
     if (!counter) return;
     var max = parseInt(textarea.getAttribute("data-max-length"), 10);
     var left = max - Array.from(textarea.value.trim()).length;
-    counter.textContent = left >= 0 ? left + " characters left" : -left + " characters too many";
+    counter.textContent = charactersLeft(left);
     counter.classList.toggle("over", left < 0);
+  }
+
+  function updateCounters(root) {
+    (root || document).querySelectorAll("textarea[data-max-length]").forEach(updateCounter);
   }
 
   document.addEventListener("input", function (event) {
@@ -34,11 +44,14 @@
   });
 
   document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll("textarea[data-max-length]").forEach(updateCounter);
+    updateCounters();
     setInterval(refreshTimes, 60000);
   });
 
+  // The server counts what it sends back; counting again here keeps one wording. A compose
+  // form swapped in out of band is not inside event.target, so every counter is recounted.
   document.addEventListener("htmx:afterSettle", function (event) {
     refreshTimes(event.target);
+    updateCounters(document);
   });
 })();

@@ -61,7 +61,10 @@ async def test_pages_fragments_and_forms_with_errors_are_well_formed(make_browse
         {"username": "", "password": ""},
     ):
         page = await _checked(await anonymous.post("/signup", failed_signup), 422)
-    assert 'required aria-invalid="true" aria-describedby="password-hint password-error"' in page
+    assert (
+        'required aria-invalid="true" autofocus aria-describedby="password-hint password-error"'
+        in page
+    )
     await _checked(await anonymous.post("/login", {"username": "x", "password": "y"}), 422)
 
     ada, bob = await make_user(db, "ada"), await make_user(db, "bob")

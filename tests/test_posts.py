@@ -396,3 +396,26 @@ async def test_post_view_columns_are_the_post_view_fields_in_order(db, alice):
     assert list(row.keys()) == filled
     view = PostView(*row)
     assert (view.author_username, view.body, view.liked) == ("alice", "hello", False)
+
+
+def counter(html: str) -> str:
+    found = re.search(r'<span class="counter( over)?" id="body-count"[^>]*>([^<]*)</span>', html)
+    assert found, "no counter"
+    return ("over: " if found[1] else "") + found[2]
+
+
+async def test_the_compose_counter_counts_what_is_in_the_box_it_comes_with(browser, db, alice):
+    assert counter(await browser.text("/")) == "500 characters left"
+    refused = await browser.post("/posts", {"body": "x" * 501}, headers=HTMX)
+    assert refused.status_code == 422
+    assert counter(await refused.get_data(as_text=True)) == "over: 1 character too many"
+    # Code points, after trimming, as the server counts a body.
+    plain = await browser.post("/posts", {"body": "  " + "é" * 499 + "\U0001f600 "})
+    assert plain.status_code == 303
+    refused = await browser.post("/posts", {"body": "é" * 502})
+    assert counter(await refused.get_data(as_text=True)) == "over: 2 characters too many"
+    posted = await browser.post("/posts", {"body": "x" * 499}, headers=HTMX)
+    assert posted.status_code == 200
+    assert counter(await posted.get_data(as_text=True)) == "500 characters left"
+    reply_box = await browser.text(f"/posts/{await db.fetchval('SELECT max(id) FROM posts')}")
+    assert counter(reply_box) == "500 characters left"
