@@ -173,3 +173,26 @@ async def test_profile_settings_are_saved_and_validated(browser, db):
     too_long = await browser.post("/settings", {"display_name": "x" * 51, "bio": ""})
     assert too_long.status_code == 422
     assert await db.fetchval("SELECT display_name FROM users WHERE id = $1", user.id) == "Iris W."
+
+
+async def test_a_bio_is_linked_like_a_post_on_the_profile_and_in_lists_of_people(
+    browser, make_browser, db
+):
+    await make_user(db, "bob")
+    writer = await make_user(db, "writer")
+    await browser.sign_in(writer)
+    bio = "Works with @bob and @nobody on #open-source, see www.example.org"
+    assert (await browser.post("/settings", {"display_name": "", "bio": bio})).status_code == 303
+    settings = await browser.text("/settings")
+    assert "A tag is letters, digits and underscores, joined by hyphens" in settings
+    fan = make_browser()
+    await fan.sign_in(await make_user(db, "fan"))
+    await fan.post("/@writer/follow")
+    linked = (
+        '<p class="bio" dir="auto">Works with <a class="mention" href="/@bob" dir="ltr">@bob</a>'
+        ' and @nobody on <a class="hashtag" href="/tags/open-source" dir="auto">#open-source</a>,'
+        ' see <a href="https://www.example.org" rel="nofollow noopener noreferrer ugc" dir="ltr">'
+        "www.example.org</a></p>"
+    )
+    assert linked in await browser.text("/@writer")
+    assert linked in await browser.text("/@fan/following")

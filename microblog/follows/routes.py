@@ -6,6 +6,7 @@ from quart import Blueprint, Response, abort, redirect, request
 
 from microblog.follows import queries
 from microblog.notifications.jobs import followed
+from microblog.users.bios import linked_bios
 from microblog.users.queries import User, user_by_username
 from microblog.web.db import connection, enqueue_job, transaction
 from microblog.web.forms import local_path
@@ -56,14 +57,17 @@ async def _people_page(username: str, *, followers: bool) -> Response:
             abort(404, f"There is no one called @{username} here.")
         fetch = queries.followers if followers else queries.following
         rows = await fetch(conn, user.id, cursor("before"), PAGE_SIZE + 1)
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
+        more = len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE]
+        people = [person for _, person in rows]
+        bios = await linked_bios(conn, people)
     return await render(
         "people.html",
         "_people.html",
         profile=user,
         followers=followers,
-        people=[person for _, person in rows],
+        people=people,
+        bios=bios,
         next_before=rows[-1][0] if more else None,
     )
 

@@ -15,6 +15,7 @@ from microblog.posts.forms import NewPost
 from microblog.posts.queries import PostView
 from microblog.posts.render import tag_key
 from microblog.timelines import public_cache, queries
+from microblog.users.bios import linked_bios
 from microblog.users.queries import user_by_username
 from microblog.web.db import connection
 from microblog.web.htmx import render
@@ -94,8 +95,14 @@ async def profile(username: str) -> Response:
             abort(404, f"There is no one called @{username} here.")
         following = viewer_id is not None and await is_following(conn, viewer_id, user.id)
         page = await _fetch(conn, lambda c, b, n: queries.profile(c, user.id, viewer_id, b, n))
+        bios = await linked_bios(conn, [user])
     return await render(
-        "profile.html", "_timeline.html", profile=user, following=following, **await _shown(page)
+        "profile.html",
+        "_timeline.html",
+        profile=user,
+        following=following,
+        bios=bios,
+        **await _shown(page),
     )
 
 

@@ -107,3 +107,13 @@ async def update_profile(
         bio,
     )
     return User(**dict(row))
+
+
+async def existing_usernames(conn: asyncpg.Connection, names: set[str]) -> set[str]:
+    """Which of these lower-cased names belong to an account."""
+    if not names:
+        return set()
+    rows = await conn.fetch(
+        "SELECT lower(username) FROM users WHERE lower(username) = ANY($1::text[])", sorted(names)
+    )
+    return {row[0] for row in rows}
