@@ -136,12 +136,16 @@ async def test_lists_page_by_follow_id_with_before_cursor(browser, db):
         assert cursor, list_name
         assert 'hx-target="closest li"' in page
         assert f'hx-get="?before={cursor[1]}"' in page
-        rest = await browser.get(f"/@star/{list_name}?before={cursor[1]}", headers=HTMX)
+        on_page = {**HTMX, "HX-Current-URL": f"http://localhost/@star/{list_name}"}
+        rest = await browser.get(f"/@star/{list_name}?before={cursor[1]}", headers=on_page)
         html = await rest.get_data(as_text=True)
         assert "<html" not in html
         assert "HX-Request" in rest.headers["Vary"]
         assert listed(html) == newest_first[PAGE_SIZE:], list_name
         assert "?before=" not in html
+        # Infinite scroll leaves an address that shows both pages, for Back to come back to.
+        assert rest.headers["HX-Replace-Url"] == f"/@star/{list_name}?pages=2"
+        assert listed(await browser.text(rest.headers["HX-Replace-Url"])) == newest_first
 
 
 async def test_lists_are_404_for_an_unknown_user_and_400_for_a_garbage_cursor(browser, db):

@@ -144,3 +144,8 @@ async def test_notifications_page_in_keyset_pages_of_twenty(make_browser, pools,
     rest = await browser.text(f"/notifications?before={cursor}")
     assert len(_listed(rest)) == 3
     assert (await browser.get("/notifications?before=nope")).status_code == 400
+    # Infinite scroll leaves an address that shows both pages, for Back to come back to.
+    on_page = {"HX-Request": "true", "HX-Current-URL": "http://localhost/notifications"}
+    more = await browser.get(f"/notifications?before={cursor}", headers=on_page)
+    assert more.headers["HX-Replace-Url"] == "/notifications?pages=2"
+    assert len(_listed(await browser.text("/notifications?pages=2"))) == 23

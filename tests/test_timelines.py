@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from microblog.follows.queries import follow, unfollow
-from microblog.web.pagination import PAGE_SIZE
+from microblog.web.pagination import MAX_PAGES, PAGE_SIZE
 from tests.conftest import make_post, make_user
 
 HTMX = {"HX-Request": "true"}
@@ -163,3 +163,44 @@ async def test_largest_and_empty_cursors_are_accepted(browser, db):
     for query in ("?before=9223372036854775807", "?before=", ""):
         assert post_ids(await browser.text(f"/public{query}")) == [post], query
     assert (await browser.get("/public?before=9223372036854775808")).status_code == 400
+
+
+async def test_each_next_page_rewrites_the_address_to_one_that_shows_every_page_so_far(browser, db):
+    """So Back, after opening a post from far down, returns to the same posts."""
+    alice = await make_user(db, "alice")
+    posts = [await make_post(db, alice, f"post {n} #t") for n in range(PAGE_SIZE * 3 + 2)]
+    newest_first = posts[::-1]
+    await browser.sign_in(alice)
+    for path in ("/", "/public", "/@alice", "/tags/t"):
+        shown = post_ids(await browser.text(path))
+        address = f"http://localhost{path}"
+        for pages in (2, 3, 4):
+            more = await browser.get(
+                f"{path}?before={shown[-1]}", headers={**HTMX, "HX-Current-URL": address}
+            )
+            shown += post_ids(await more.get_data(as_text=True))
+            address = f"http://localhost{more.headers['HX-Replace-Url']}"
+            assert more.headers["HX-Replace-Url"] == f"{path}?pages={pages}", path
+            # Loaded whole, that address shows what the reader has scrolled through.
+            assert post_ids(await browser.text(more.headers["HX-Replace-Url"])) == shown, path
+        assert shown == newest_first, path
+    # A page that started further down keeps its start.
+    start = {**HTMX, "HX-Current-URL": f"http://localhost/public?before={newest_first[9]}"}
+    more = await browser.get(f"/public?before={newest_first[29]}", headers=start)
+    assert more.headers["HX-Replace-Url"] == f"/public?before={newest_first[9]}&pages=2"
+    page = await browser.text(more.headers["HX-Replace-Url"])
+    assert post_ids(page) == newest_first[10:50]
+    # A plain page, and htmx's other requests, leave the address alone.
+    assert "HX-Replace-Url" not in (await browser.get("/public?before=9")).headers
+    assert "HX-Replace-Url" not in (await browser.get("/public", headers=HTMX)).headers
+
+
+async def test_pages_is_bounded_and_garbage_is_400(browser, db):
+    alice = await make_user(db, "alice")
+    posts = [await make_post(db, alice, f"post {n}") for n in range(MAX_PAGES * PAGE_SIZE + 1)]
+    page = await browser.text(f"/public?pages={MAX_PAGES + 5}")
+    assert post_ids(page) == posts[::-1][: MAX_PAGES * PAGE_SIZE]
+    assert older_link(page) is not None
+    for garbage in GARBAGE_CURSORS:
+        response = await browser.get(f"/public?pages={garbage}")
+        assert response.status_code == 400, garbage

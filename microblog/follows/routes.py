@@ -11,10 +11,11 @@ from microblog.users.queries import User, user_by_username
 from microblog.web.db import connection, enqueue_job, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html, is_htmx, render
-from microblog.web.pagination import PAGE_SIZE, cursor
+from microblog.web.pagination import keyset_page, remember_place
 from microblog.web.sessions import current_user, login_required
 
 blueprint = Blueprint("follows", __name__)
+blueprint.after_request(remember_place)  # infinite scroll: Back comes back to the same place
 
 
 async def _change(username: str, *, follow: bool) -> Response:
@@ -56,10 +57,8 @@ async def _people_page(username: str, *, followers: bool) -> Response:
         if user is None:
             abort(404, f"There is no one called @{username} here.")
         fetch = queries.followers if followers else queries.following
-        rows = await fetch(conn, user.id, cursor("before"), PAGE_SIZE + 1)
-        more = len(rows) > PAGE_SIZE
-        rows = rows[:PAGE_SIZE]
-        people = [person for _, person in rows]
+        page = await keyset_page(lambda before, limit: fetch(conn, user.id, before, limit))
+        people = [person for _, person in page.rows]
         bios = await linked_bios(conn, people)
     return await render(
         "people.html",
@@ -68,7 +67,7 @@ async def _people_page(username: str, *, followers: bool) -> Response:
         followers=followers,
         people=people,
         bios=bios,
-        next_before=rows[-1][0] if more else None,
+        next_before=page.rows[-1][0] if page.more else None,
     )
 
 

@@ -7,10 +7,11 @@ from quart import Blueprint, Response
 from microblog.notifications import queries
 from microblog.web.db import transaction
 from microblog.web.htmx import render
-from microblog.web.pagination import PAGE_SIZE, cursor
+from microblog.web.pagination import keyset_page, remember_place
 from microblog.web.sessions import current_user, login_required
 
 blueprint = Blueprint("notifications", __name__)
+blueprint.after_request(remember_place)  # infinite scroll: Back comes back to the same place
 
 
 @blueprint.route("/notifications")
@@ -18,16 +19,14 @@ blueprint = Blueprint("notifications", __name__)
 async def index() -> Response:
     user = current_user()
     async with transaction() as conn:
-        items = await queries.page(conn, user.id, cursor("before"), PAGE_SIZE + 1)
-        more = len(items) > PAGE_SIZE
-        items = items[:PAGE_SIZE]
-        if items:
-            await queries.mark_read(conn, user.id, items[0].id)
+        page = await keyset_page(lambda before, limit: queries.page(conn, user.id, before, limit))
+        if page.rows:
+            await queries.mark_read(conn, user.id, page.rows[0].id)
     response = await render(
         "notifications.html",
         "_notifications.html",
-        notifications=items,
-        next_before=items[-1].id if more else None,
+        notifications=page.rows,
+        next_before=page.rows[-1].id if page.more else None,
     )
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -19,32 +18,26 @@ from microblog.users.bios import linked_bios
 from microblog.users.queries import user_by_username
 from microblog.web.db import connection
 from microblog.web.htmx import render
-from microblog.web.pagination import PAGE_SIZE, cursor
+from microblog.web.pagination import Page, cursor, keyset_page, pages, remember_place
 from microblog.web.sessions import current_user
 
 blueprint = Blueprint("timelines", __name__)
+blueprint.after_request(remember_place)  # infinite scroll: Back comes back to the same place
 
 Fetch = Callable[[asyncpg.Connection, int | None, int], Awaitable[list[PostView]]]
 
 
-@dataclass(frozen=True)
-class _Page:
-    posts: list[PostView]
-    more: bool
+async def _fetch(conn: asyncpg.Connection, fetch: Fetch) -> Page[PostView]:
+    return await keyset_page(lambda before, limit: fetch(conn, before, limit))
 
 
-async def _fetch(conn: asyncpg.Connection, fetch: Fetch) -> _Page:
-    posts = await fetch(conn, cursor("before"), PAGE_SIZE + 1)
-    return _Page(posts[:PAGE_SIZE], len(posts) > PAGE_SIZE)
-
-
-async def _shown(page: _Page) -> dict[str, Any]:
+async def _shown(page: Page[PostView]) -> dict[str, Any]:
     """A page of a timeline as templates take it: the cards and the next page's cursor.
     Rendered after the page's connection went back to the pool."""
     return {
-        "cards": await render_cards(page.posts, current_user()),
-        "next_before": page.posts[-1].id if page.more else None,
-        "empty": not page.posts,
+        "cards": await render_cards(page.rows, current_user()),
+        "next_before": page.rows[-1].id if page.more else None,
+        "empty": not page.rows,
     }
 
 
@@ -56,7 +49,7 @@ async def _public_page(viewer_id: int | None) -> dict[str, Any]:
             page = await _fetch(conn, lambda c, b, n: queries.public(c, viewer_id, b, n))
         return await _shown(page)
 
-    if viewer_id is None and cursor("before") is None:
+    if viewer_id is None and cursor("before") is None and pages() == 1:
         cached = await public_cache.first_page(compute)
         if cached is not None:
             return cached
