@@ -184,7 +184,7 @@ async def test_a_bio_is_linked_like_a_post_on_the_profile_and_in_lists_of_people
     bio = "Works with @bob and @nobody on #open-source, see www.example.org"
     assert (await browser.post("/settings", {"display_name": "", "bio": bio})).status_code == 303
     settings = await browser.text("/settings")
-    assert "A tag is letters, digits and underscores, joined by hyphens" in settings
+    assert "a #tag is letters, digits, _ and -." in settings
     fan = make_browser()
     await fan.sign_in(await make_user(db, "fan"))
     await fan.post("/@writer/follow")
