@@ -101,7 +101,7 @@ def assert_safe(body: str, known: set[str] = KNOWN) -> Parsed:
     html = str(render_body(body, known))
     parsed = parse(html)
     assert parsed.oddities == [], html
-    assert set(parsed.tags) <= {"a"}, html
+    assert set(parsed.tags) <= {"a", "bdi"}, html
     for anchor in parsed.anchors:
         href = anchor.attrs.get("href", "")
         assert href.startswith(ALLOWED_HREF_PREFIXES), html
@@ -109,7 +109,9 @@ def assert_safe(body: str, known: set[str] = KNOWN) -> Parsed:
         assert_anchor_matches_its_text(anchor, known)
     assert "".join(parsed.text) == body, html
     # Outside our own anchor tags, nothing in the markup can start a tag or close an attribute.
-    outside_tags = re.sub(r'<a (?:class="(?:mention|hashtag)" )?href="[^"]*"[^>]*>|</a>', "", html)
+    outside_tags = re.sub(
+        r'<a (?:class="(?:mention|hashtag)" )?href="[^"]*"[^>]*>|</a>|</?bdi>', "", html
+    )
     assert not re.search(r"[<>\"']", outside_tags), html
     return parsed
 
@@ -203,6 +205,16 @@ def test_a_bidi_control_ends_a_link_so_the_link_text_cannot_be_reordered(control
         shown = links(body)
         assert [text for _, text in shown] == [url, f"{url}x"]
         assert all(control not in href for href, _ in shown)
+
+
+def test_text_with_a_bidi_control_is_isolated_so_it_cannot_move_the_links_around_it():
+    html = str(render_body("a https://example.com/\u202etxt.exe #tag b", KNOWN))
+    assert html == (
+        'a <a href="https://example.com/" rel="nofollow noopener noreferrer ugc" dir="ltr">'
+        "https://example.com/</a><bdi>\u202etxt.exe </bdi>"
+        '<a class="hashtag" href="/tags/tag" dir="auto">#tag</a> b'
+    )
+    assert "<bdi>" not in str(render_body("plain text, https://example.com/ and #tag", KNOWN))
 
 
 def test_every_link_isolates_its_text_from_the_text_around_it():

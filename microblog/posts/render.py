@@ -7,8 +7,10 @@ ever emitted unescaped, so no text can open a tag or an attribute.
 
 Bidirectional controls (U+202E RIGHT-TO-LEFT OVERRIDE and its kin) can make text read in
 another order than it is stored: "moc.elpmaxe" shown as "example.com". They end a link, so a
-link never contains one, and every anchor isolates its text (`dir`), so a control before it
-cannot reorder what it says.
+link never contains one; every anchor isolates its text (`dir`), so a control before it cannot
+reorder what it says; and a run of plain text with a control in it is isolated too (<bdi>), so
+it reorders only itself, never the links around it (which could move one link next to another,
+to read as one address).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from markupsafe import Markup, escape
 # (U+200E, U+200F, U+061C): all of them reorder or re-type the text around them.
 _BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _URL_CHARACTER = rf"[^\s<>\"'`{_BIDI_CONTROLS}]"
+_BIDI_CONTROL = re.compile(f"[{_BIDI_CONTROLS}]")
 
 _TOKEN = re.compile(
     rf"""
@@ -116,8 +119,15 @@ def render_body(body: str, known_users: set[str]) -> Markup:
             anchor = Markup('<a class="hashtag" href="/tags/{0}" dir="auto">#{1}</a>').format(
                 quote(key), match["tag"]
             )
-        out.append(escape(body[position:start]))
+        out.append(_text(body[position:start]))
         out.append(anchor)
         position = end
-    out.append(escape(body[position:]))
+    out.append(_text(body[position:]))
     return Markup("").join(out)
+
+
+def _text(run: str) -> Markup:
+    """Plain text, escaped; isolated when it holds a bidirectional control (most never do)."""
+    if _BIDI_CONTROL.search(run) is None:
+        return escape(run)
+    return Markup("<bdi>{0}</bdi>").format(run)

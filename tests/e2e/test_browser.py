@@ -431,3 +431,37 @@ def test_back_after_infinite_scroll_returns_to_the_same_place(site: str, open_pa
         page.go_back()
     expect(page.get_by_role("heading", level=1)).to_have_text("Public timeline")
     assert posts.count() >= 140
+
+
+# Where the text node holding `text` starts on screen, inside the element given.
+TEXT_LEFT = """(element, text) => {
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (node.data.includes(text)) {
+            const range = document.createRange();
+            range.selectNodeContents(node);
+            return range.getBoundingClientRect().x;
+        }
+    }
+    return null;
+}"""
+
+
+def test_a_bidi_override_in_a_post_reorders_neither_a_link_nor_the_links_around_it(
+    site: str, open_page
+):
+    page = open_page()
+    sign_up(page, site, "overrider", display_name="\u202eevil")
+    page.goto(f"{site}/")
+    post_with_htmx(page, "see https://example.com/\u202etxt.exe #a-b")
+    card = page.locator("#timeline article.post").first
+    url, tag = card.locator('.body a[dir="ltr"]'), card.locator(".body a.hashtag")
+    expect(url).to_have_text("https://example.com/")
+    expect(tag).to_have_text("#a-b")
+    # As laid out: the link, then the overridden text (reversed within itself), then the tag;
+    # not the tag drawn right after the link, to read as one address.
+    overridden = card.evaluate(TEXT_LEFT, "txt.exe")
+    lefts = [url.bounding_box()["x"], overridden, tag.bounding_box()["x"]]
+    assert lefts == sorted(lefts), lefts
+    name, handle = card.locator("bdi.name").bounding_box(), card.locator(".handle").bounding_box()
+    assert name["x"] + name["width"] <= handle["x"] + 1  # the name stays before the handle
