@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -23,7 +22,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import report
 import scale
+import stack
+from measure import Instance, Measurement, measure
 
 from microblog.cache.store import Cache
 from microblog.db.pools import open_pool
@@ -32,6 +34,7 @@ from microblog.ratelimit.store import Check, admit
 SECTION = "## Cache and rate limits"
 CARD = "<article>" + "x" * 1200 + "</article>"  # about the size of a cached post card
 FLOOR = "SELECT 1 through the pool (floor)"
+CONNECTIONS = 32
 
 
 async def _timed(operation: Callable[[], Awaitable[object]], count: int) -> float:
@@ -87,22 +90,26 @@ async def _micro(pool: asyncpg.Pool, count: int, rounds: int) -> dict[str, tuple
     }
 
 
-def public_timeline(database_url: str, sizes: scale.Sizes, started: list) -> dict[str, dict]:
+def public_timeline(database_url: str, sizes: scale.Sizes, started: list) -> dict[str, Measurement]:
     results = {}
     servers = {}
     for switch in ("on", "off"):
         os.environ["CACHE"] = switch
-        servers[switch] = scale.start_servers(started, "microblog", 1, database_url)[0]
+        servers[switch] = stack.start_servers(started, "microblog", 1, database_url)[0]
     os.environ.pop("CACHE")
     for switch, server in servers.items():
-        scale.log(f"public timeline, cache {switch} ...")
-        parts = {"app": [server.popen.pid]}
-        results[switch] = scale.measure(f"{server.url}/public", sizes, None, parts)
+        stack.log(f"public timeline, cache {switch} ...")
+        instances = [Instance(server.popen.pid)]
+        results[switch] = measure(f"{server.url}/public", CONNECTIONS, sizes.seconds, None,
+                                  instances, {}, budget=None)  # fmt: skip
     return results
 
 
-def report(
-    micro_results: dict[str, tuple[float, float]], timeline: dict[str, dict], sizes, command
+def markdown(
+    micro_results: dict[str, tuple[float, float]],
+    timeline: dict[str, Measurement],
+    sizes: scale.Sizes,
+    command: str,
 ) -> str:
     lines = [
         SECTION,
@@ -116,19 +123,20 @@ def report(
     on, off = timeline["on"], timeline["off"]
     lines += [
         "",
-        f"Public timeline for anonymous visitors, one instance, wrk -t2 -c{sizes.connections} "
+        f"Public timeline for anonymous visitors, one instance, wrk -t2 -c{CONNECTIONS} "
         f"for {sizes.seconds} s on {sizes.users:,} users and {sizes.posts:,} posts:",
         "",
         "| cache | req/s | p50 ms | p99 ms | errors | CPU cores: app / wrk |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for switch, result in (("on", on), ("off", off)):
+        wrk = result.report
         lines.append(
-            f"| {switch} | {result['requests_per_second']:,.0f} | {result['p50_ms']:.1f} | "
-            f"{result['p99_ms']:.1f} | {result['errors']} | "
-            f"{result['cpu']['app']:.2f} / {result['cpu']['wrk']:.2f} |"
+            f"| {switch} | {wrk.requests_per_second:,.0f} | {wrk.p50_ms:.1f} | "
+            f"{wrk.p99_ms:.1f} | {wrk.errors} | "
+            f"{result.cores['app']:.2f} / {result.cores['wrk']:.2f} |"
         )
-    ratio = on["requests_per_second"] / off["requests_per_second"]
+    ratio = on.report.requests_per_second / off.report.requests_per_second
     lines += ["", f"Cache on / cache off: **{ratio:.2f}x**."]
     return "\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
 
@@ -136,23 +144,22 @@ def report(
 def main() -> int:
     args, sizes = scale.arguments(__doc__.splitlines()[0])
     count, rounds = (500, 3) if args.quick else (2_000, 15)
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is needed: apt-get install wrk")
-    with tempfile.TemporaryDirectory(prefix="cachebench-") as tmp, scale.processes() as started:
+    stack.require("wrk")
+    with tempfile.TemporaryDirectory(prefix="cachebench-") as tmp, stack.processes() as started:
         scratch = Path(tmp)
-        server_url = args.database_url or scale.embedded_database(started, scratch / "pg")
+        server_url = args.database_url or stack.embedded_database(started, scratch / "pg")
         # First, on a quiet empty database: nothing from the bulk load of the seed (checkpoints,
         # autovacuum) running beside the round trips being timed.
-        scale.log("cache and rate-limit operations ...")
-        micro_url = scale.fresh_database(server_url, "cachebench")
+        stack.log("cache and rate-limit operations ...")
+        micro_url = stack.fresh_database(server_url, "cachebench")
         micro_results = asyncio.run(micro(micro_url, count, rounds))
-        database_url = scale.prepare(server_url, sizes)
+        database_url = stack.prepare(server_url, sizes.users, sizes.posts, sizes.follows)
         timeline = public_timeline(database_url, sizes, started)
     command = "python bench/cache.py" + (" --quick" if args.quick else "")
-    text = report(micro_results, timeline, sizes, command)
+    text = markdown(micro_results, timeline, sizes, command)
     print(text)
     if args.write:
-        scale.write_section(args.write, text, SECTION)
+        report.write_section(args.write, text)
     return 0
 
 

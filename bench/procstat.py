@@ -37,11 +37,16 @@ def server_cpu_seconds(postmaster: int) -> float:
     return total
 
 
+def machine_times() -> tuple[float, float]:
+    """CPU time the machine spent busy, and idle, since boot, every core added up."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICKS, (idle + iowait) / TICKS
+
+
 def machine_busy_seconds() -> float:
     """CPU time spent by everything on the machine since boot, every core added up."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / TICKS
+    return machine_times()[0]
 
 
 def postmaster_pid(data_directory: str) -> int | None:

@@ -336,9 +336,11 @@ def markdown(results: Results) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace the Job queue section of `path` (up to the next ## heading), or append it."""
+    """Replace the section of `path` that starts with the same ## heading as `section` (up to
+    the next ## heading), or append it. Every benchmark records its results this way."""
     text = path.read_text(encoding="utf-8") if path.exists() else INTRO
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    heading = section.split("\n", 1)[0]
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
     else:

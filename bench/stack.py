@@ -1,0 +1,213 @@
+"""The system a benchmark measures: PostgreSQL with the seeded data set, app instances (ours or
+the baseline's), and the repository's nginx.conf in front of them; each process stopped at the
+end, in the reverse order of its start."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from microblog.seed import DEMO_PASSWORD
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+READY_TIMEOUT = 120.0
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def require(*tools: str) -> None:
+    for tool in tools:
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
+            raise SystemExit(f"{tool} is needed: apt-get install {tool}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, popen: subprocess.Popen) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise SystemExit(f"{popen.args} exited with {popen.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"{url} did not answer within {READY_TIMEOUT}s")
+
+
+@dataclass
+class Server:
+    popen: subprocess.Popen
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def processes() -> Iterator[list[subprocess.Popen]]:
+    started: list[subprocess.Popen] = []
+    try:
+        yield started
+    finally:
+        # Last started, first stopped, each before the next: the database goes last.
+        for popen in reversed(started):
+            if popen.poll() is None:
+                popen.send_signal(signal.SIGTERM)
+            try:
+                popen.wait(30)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+
+
+def embedded_database(started: list, folder: Path) -> str:
+    """`microblog db` in the foreground: its first line is the server's URL."""
+    popen = subprocess.Popen(
+        [PYTHON, "-m", "microblog", "db"],
+        env={**os.environ, "MICROBLOG_DATA_DIR": str(folder)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    started.append(popen)
+    return popen.stdout.readline().strip()
+
+
+def with_database(url: str, name: str) -> str:
+    head, sep, query = url.partition("?")
+    scheme, _, rest = head.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}/{name}{sep}{query}"
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """An empty, migrated database of this name on the server; its URL."""
+
+    async def recreate() -> None:
+        conn = await asyncpg.connect(with_database(server_url, "postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(recreate())
+    url = with_database(server_url, name)
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run(
+        [PYTHON, "-m", "microblog", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
+    )
+    return url
+
+
+def prepare(server_url: str, users: int, posts: int, follows: int) -> str:
+    """The benchmark's seeded database; its URL."""
+    url = fresh_database(server_url, "scalebench")
+    log(f"seeding {users} users, {posts} posts, {follows} follows ...")
+    subprocess.run(
+        [PYTHON, "-m", "microblog", "seed", "--users", str(users), "--posts", str(posts),
+         "--follows", str(follows), "--progress"],
+        env={**os.environ, "DATABASE_URL": url}, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return url
+
+
+def start_servers(started: list, kind: str, count: int, database_url: str) -> list[Server]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "RATE_LIMITS": "off",  # one load generator from one address is not an attack
+        "LOG_LEVEL": "warning",  # the baseline logs nothing per request either
+        "MICROBLOG_DATA_DIR": str(Path(tempfile.mkdtemp(prefix="scalebench-"))),
+    }
+    servers = []
+    for _ in range(count):
+        port = free_port()
+        command = (
+            [PYTHON, "-m", "microblog", "web", "--port", str(port)]
+            if kind == "microblog"
+            else [PYTHON, str(ROOT / "bench" / "baseline_app.py"), "--port", str(port)]
+        )
+        popen = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        started.append(popen)
+        servers.append(Server(popen, port))
+    for server in servers:
+        wait_until_up(server.url + ("/up" if kind == "microblog" else "/"), server.popen)
+    return servers
+
+
+@contextmanager
+def nginx(servers: list[Server], site: Path) -> Iterator[Server]:
+    """The repository's nginx.conf with these servers as its upstream."""
+    port = free_port()
+    text = (ROOT / "nginx.conf").read_text()
+    upstream = "\n".join(
+        f"        server 127.0.0.1:{s.port} max_fails=3 fail_timeout=10s;" for s in servers
+    )
+    text = re.sub(r"(        server 127\.0\.0\.1:300\d [^\n]+\n)+", upstream + "\n", text)
+    text = text.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};")
+    shutil.rmtree(site, ignore_errors=True)
+    prefix = site / "var" / "nginx"
+    (prefix / "logs").mkdir(parents=True)
+    (prefix / "temp").mkdir()
+    (site / "static").symlink_to(ROOT / "static")
+    config = site / "nginx.conf"
+    config.write_text(text.replace("access_log logs/access.log combined;", "access_log off;"))
+    popen = subprocess.Popen(
+        [shutil.which("nginx") or "/usr/sbin/nginx", "-p", f"{prefix}/", "-c", str(config),
+         "-e", str(prefix / "logs/error.log"), "-g", "daemon off;"],
+    )  # fmt: skip
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/", popen)
+        yield Server(popen, port)
+    finally:
+        popen.send_signal(signal.SIGQUIT)
+        popen.wait(10)
+
+
+def session_cookie(server: Server, database_url: str) -> tuple[str, int]:
+    """Log in as a demo account that follows an ordinary number of people."""
+
+    async def pick() -> asyncpg.Record:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await conn.fetchrow(
+                "SELECT username, following_count FROM users "
+                "WHERE following_count BETWEEN 15 AND 30 ORDER BY id LIMIT 1"
+            )
+        finally:
+            await conn.close()
+
+    user = asyncio.run(pick())
+    with httpx.Client(base_url=server.url) as client:
+        page = client.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        response = client.post(
+            "/login",
+            data={"username": user["username"], "password": DEMO_PASSWORD, "csrf_token": token},
+        )
+        assert response.status_code == 303, response.text
+        return f"microblog_session={client.cookies['microblog_session']}", user["following_count"]
