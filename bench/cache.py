@@ -90,12 +90,15 @@ async def _micro(pool: asyncpg.Pool, count: int, rounds: int) -> dict[str, tuple
     }
 
 
-def public_timeline(database_url: str, sizes: scale.Sizes, started: list) -> dict[str, Measurement]:
+def public_timeline(
+    database_url: str, sizes: scale.Sizes, started: list, scratch: Path
+) -> dict[str, Measurement]:
     results = {}
     servers = {}
     for switch in ("on", "off"):
         os.environ["CACHE"] = switch
-        servers[switch] = stack.start_servers(started, "microblog", 1, database_url)[0]
+        data = scratch / f"cache-{switch}"
+        servers[switch] = stack.start_servers(started, "microblog", 1, database_url, data)[0]
     os.environ.pop("CACHE")
     for switch, server in servers.items():
         stack.log(f"public timeline, cache {switch} ...")
@@ -154,7 +157,7 @@ def main() -> int:
         micro_url = stack.fresh_database(server_url, "cachebench")
         micro_results = asyncio.run(micro(micro_url, count, rounds))
         database_url = stack.prepare(server_url, sizes.users, sizes.posts, sizes.follows)
-        timeline = public_timeline(database_url, sizes, started)
+        timeline = public_timeline(database_url, sizes, started, scratch)
     command = "python bench/cache.py" + (" --quick" if args.quick else "")
     text = markdown(micro_results, timeline, sizes, command)
     print(text)

@@ -54,7 +54,8 @@ class Sizes:
     posts: int
     follows: int
     seconds: int
-    # wrk's connections for each instance measured: every instance sees the same queue.
+    # wrk's connections for each instance measured, so every instance sees the same queue
+    # whatever their number: enough to keep one busy through its slices of CPU time.
     connections: int
     # Every run is repeated this often, in turn with the others. This machine's speed drifts
     # by a fifth from one minute to the next, so ratios are taken within a round, between
@@ -64,8 +65,12 @@ class Sizes:
 
 FULL = Sizes(users=10_000, posts=500_000, follows=200_000, seconds=5, connections=8, rounds=5)
 QUICK = Sizes(users=1_000, posts=20_000, follows=10_000, seconds=2, connections=8, rounds=1)
+# Three instances of 0.3 cores, PostgreSQL, nginx and wrk take about 1.3 of 2 cores.
 BUDGET = 0.3  # of a core, for each instance
-PERIOD_MS = 10
+# The quota's period: slices of budget x period. Slices of a few requests' CPU (10-20 ms
+# periods) cost each request a third to a half more CPU than running free; 100 ms (the
+# kernel's default) stays near it (docs/benchmarks.md, "Scale-out: method").
+PERIOD_MS = 100
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -212,11 +217,52 @@ def run_all(
     return runs
 
 
+def run_everything(
+    args: argparse.Namespace, sizes: Sizes, made: cgroups.Budgets | None, started: list,
+    scratch: Path,
+) -> tuple[list[Run], int]:  # fmt: skip
+    """The database, the instances in their groups, and every round; the runs, and how many
+    accounts the home timeline's reader follows."""
+    scratch.chmod(0o755)  # nginx workers (as nobody, under root) walk to static/
+    server_url = args.database_url or stack.embedded_database(started, scratch / "pg")
+    postmaster = (
+        None if args.database_url else procstat.postmaster_pid(str(scratch / "pg" / "pgdata"))
+    )
+    database_url = stack.prepare(server_url, sizes.users, sizes.posts, sizes.follows)
+    apps = stack.start_servers(started, "microblog", INSTANCES, database_url, scratch / "apps")
+    baselines = stack.start_servers(
+        started, "baseline", INSTANCES, database_url, scratch / "baselines"
+    )
+    cookie, following = stack.session_cookie(apps[0], database_url)
+    fleets = {
+        "microblog": (apps, fleet(apps, "microblog", made)),
+        "baseline": (baselines, fleet(baselines, "baseline", made)),
+    }
+    bench = Bench(sizes, args.budget if made else None, cookie, postmaster, scratch)
+    return run_all(bench, fleets, SETUPS if made else SETUPS[1:]), following
+
+
+def header(sizes: Sizes, budget_line: str, following: int, elapsed: float) -> str:
+    rounds = f"{sizes.rounds} time" + ("s" if sizes.rounds != 1 else "")
+    return (
+        f"`{report.command_line(sys.argv)}` on {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d')}: {sizes.users:,} users, {sizes.posts:,} posts, "
+        f"{sizes.follows:,} follows. {budget_line}. wrk -t2 with {sizes.connections} "
+        f"connections per instance, {sizes.seconds} s per run after a "
+        f"{wrk.WARM_UP_SECONDS} s warm-up; every run made {rounds}, all runs taking turns; "
+        "the table shows each run's median round; each ratio is taken within each round, and "
+        "the median and the range over the rounds are shown. The home timeline is that of a "
+        f"demo account following {following} people. The whole run took {elapsed:.0f} s."
+    )
+
+
 def main() -> int:
     began = time.monotonic()
     args, sizes = scale_arguments()
     stack.require("wrk", "nginx")
-    # Ctrl-C and SIGTERM alike stop every process and remove every cgroup on the way out.
+    # Ctrl-C and SIGTERM alike stop every process and remove every cgroup on the way out
+    # (Ctrl-C too when started from a shell that had it ignored, as in the background).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     with (
         tempfile.TemporaryDirectory(prefix="scalebench-") as tmp,
@@ -224,36 +270,10 @@ def main() -> int:
         stack.processes() as started,
     ):
         stack.log(budget_line)
-        scratch = Path(tmp)
-        scratch.chmod(0o755)  # nginx workers (as nobody, under root) walk to static/
-        server_url = args.database_url or stack.embedded_database(started, scratch / "pg")
-        postmaster = (
-            None if args.database_url else procstat.postmaster_pid(str(scratch / "pg" / "pgdata"))
-        )
-        database_url = stack.prepare(server_url, sizes.users, sizes.posts, sizes.follows)
-        apps = stack.start_servers(started, "microblog", INSTANCES, database_url)
-        baselines = stack.start_servers(started, "baseline", INSTANCES, database_url)
-        cookie, following = stack.session_cookie(apps[0], database_url)
-        fleets = {
-            "microblog": (apps, fleet(apps, "microblog", made)),
-            "baseline": (baselines, fleet(baselines, "baseline", made)),
-        }
-        bench = Bench(sizes, args.budget if made else None, cookie, postmaster, scratch)
-        runs = run_all(bench, fleets, SETUPS if made else SETUPS[1:])
+        runs, following = run_everything(args, sizes, made, started, Path(tmp))
     elapsed = time.monotonic() - began
     stack.log(f"the whole run took {elapsed:.0f} s")
-    header = (
-        f"`{report.command_line(sys.argv)}` on {os.cpu_count()} cores, "
-        f"{time.strftime('%Y-%m-%d')}: {sizes.users:,} users, {sizes.posts:,} posts, "
-        f"{sizes.follows:,} follows. {budget_line}. wrk -t2 with {sizes.connections} "
-        f"connections per instance, {sizes.seconds} s per run after a "
-        f"{wrk.WARM_UP_SECONDS} s warm-up; every run "
-        f"{sizes.rounds} times, all runs taking turns; the table shows each run's median round; "
-        "each ratio is taken within each round, and the median and the range over the rounds "
-        f"are shown. The home timeline is that of a demo account following {following} people. "
-        f"The whole run took {elapsed:.0f} s."
-    )
-    text = scale_report.section(runs, header)
+    text = scale_report.section(runs, header(sizes, budget_line, following, elapsed))
     print(text)
     if args.write:
         report.write_section(args.write, text)

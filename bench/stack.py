@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,13 +134,16 @@ def prepare(server_url: str, users: int, posts: int, follows: int) -> str:
     return url
 
 
-def start_servers(started: list, kind: str, count: int, database_url: str) -> list[Server]:
+def start_servers(
+    started: list, kind: str, count: int, database_url: str, data_dir: Path
+) -> list[Server]:
+    """Instances of one kind; they share the data folder, and so the key that signs sessions."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "RATE_LIMITS": "off",  # one load generator from one address is not an attack
         "LOG_LEVEL": "warning",  # the baseline logs nothing per request either
-        "MICROBLOG_DATA_DIR": str(Path(tempfile.mkdtemp(prefix="scalebench-"))),
+        "MICROBLOG_DATA_DIR": str(data_dir),
     }
     servers = []
     for _ in range(count):
