@@ -6,7 +6,14 @@ request verifies the cookie, the second finds it remembered.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
@@ -88,3 +95,61 @@ async def test_what_a_request_adds_to_its_session_stays_with_its_response(app, d
         renewed = response.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)[1]
         tokens.append(_serializer(app).loads(renewed)[csrf.SESSION_KEY])
     assert tokens[0] != tokens[1]
+
+
+def _modes_while_creating(data_dir: Path) -> tuple[str, list[int]]:
+    """The development secret, and the permission bits every file in `data_dir` had at each
+    step of its creation (each file system call the creator made on its way)."""
+    modes: list[int] = []
+    watching = threading.get_ident()
+    looking = False
+
+    def look(event: str, _args: tuple) -> None:
+        nonlocal looking
+        if looking or threading.get_ident() != watching or not event.startswith(("open", "os.")):
+            return
+        looking = True  # the look itself makes calls that are audited
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                modes.extend(stat.S_IMODE(e.stat().st_mode) for e in os.scandir(data_dir))
+        finally:
+            looking = False
+
+    _AUDIT.append(look)
+    try:
+        secret = sessions.development_secret(data_dir)
+        look("os.done", ())
+    finally:
+        _AUDIT.remove(look)
+    return secret, modes
+
+
+# Audit hooks cannot be removed: one for the whole run, doing nothing unless a test asks.
+_AUDIT: list = []
+sys.addaudithook(lambda event, args: [hook(event, args) for hook in list(_AUDIT)])
+
+
+def test_the_development_secret_is_never_readable_by_others(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        secret, modes = _modes_while_creating(tmp_path / "var")
+    finally:
+        os.umask(previous)
+    assert len(secret) >= 32
+    assert modes, "the creation was not observed"
+    assert {mode & 0o077 for mode in modes} == {0}, [oct(mode) for mode in modes]
+
+
+def test_concurrent_first_starts_agree_on_one_development_secret(tmp_path):
+    data_dir = tmp_path / "var"
+    creators = 8
+    start = threading.Barrier(creators)
+
+    def create() -> str:
+        start.wait()
+        return sessions.development_secret(data_dir)
+
+    with ThreadPoolExecutor(creators) as pool:
+        secrets_seen = set(pool.map(lambda _: create(), range(creators)))
+    assert len(secrets_seen) == 1
+    assert [path.name for path in data_dir.iterdir()] == [sessions.SECRET_FILE]

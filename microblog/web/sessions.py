@@ -91,15 +91,21 @@ class CookieSessions(SecureCookieSessionInterface):
 
 
 def development_secret(data_dir: Path) -> str:
-    """Generated once into the data folder, so every local instance signs alike."""
+    """Generated once into the data folder, so every local instance signs alike.
+
+    The key is written to a file of this process's own, readable by its owner only from the
+    moment it exists, then linked into place: the first process to link wins, and the others
+    read the winner's complete file.
+    """
     path = data_dir / SECRET_FILE
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        candidate = data_dir / f".{SECRET_FILE}.{os.getpid()}"
-        candidate.write_text(secrets.token_urlsafe(48))
-        candidate.chmod(0o600)
+        candidate = data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.link(candidate, path)  # atomic: the first process to get here wins
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(48))
+            os.link(candidate, path)
         except FileExistsError:
             pass
         finally:
