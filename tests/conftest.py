@@ -44,6 +44,8 @@ from tests.servers import PgBouncer, ReplicaServer
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-base-" + "x" * 40
 DEFAULT_PASSWORD = "correct horse battery"
+# Nothing listens on port 1: connecting fails as it does to a database server that is down.
+UNREACHABLE = "postgresql://microblog@127.0.0.1:1/microblog"
 GENEROUS_LIMITS = (
     "login_ip=1000/1m,login_user=1000/1m,signup_ip=1000/1m,post_user=1000/1m,global_ip=10000/1m"
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import microblog.background
+import microblog.db.outage
 from microblog.background import JOB_KINDS, recurring_jobs
 from microblog.cli import build_parser
 from microblog.config import Settings, documented_variables
@@ -28,7 +29,7 @@ NOT_SETTINGS = {
     "PWD": "the shell's working directory, in nginx command lines",
 }
 # Names of code the guides point at: each must exist in its module.
-CODE_NAMES = {"JOB_KINDS": microblog.background}
+CODE_NAMES = {"JOB_KINDS": microblog.background, "DATABASE_OUTAGE": microblog.db.outage}
 
 FENCE = re.compile(r"^[ ]*```(?P<lang>\w*)\n(?P<body>.*?)^[ ]*```[ ]*$", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"(?<!`)`([^`]+)`(?!`)")

@@ -4,7 +4,8 @@
 
 Reads never return an expired entry. Concurrent fetches of one missing key in one process
 share a single computation. A cache that cannot be reached is a miss (and is counted as an
-error), never a failed request: the caller computes the value itself.
+error), never a failed request: the caller computes the value itself. A query that fails for
+any other reason is a bug, and raises.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any
 
 import asyncpg
 
+from microblog.db.outage import DATABASE_OUTAGE
 from microblog.db.pools import acquire
 
 log = logging.getLogger(__name__)
 
-_OUTAGE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 # A cache lookup that waits longer than this for a connection is a miss, not a slow page.
 ACQUIRE_TIMEOUT = 1.0
 
@@ -99,7 +100,7 @@ class Cache:
         try:
             async with acquire(self.pool, ACQUIRE_TIMEOUT) as conn:
                 value = await conn.fetchval(GET, key_hash(key), key)
-        except _OUTAGE as error:
+        except DATABASE_OUTAGE as error:
             self._failed("get", error)
             value = None
         if value is None:
@@ -121,7 +122,7 @@ class Cache:
         try:
             async with acquire(self.pool, ACQUIRE_TIMEOUT) as conn:
                 rows = await conn.fetch(GET_MANY, [key_hash(key) for key in keys], keys)
-        except _OUTAGE as error:
+        except DATABASE_OUTAGE as error:
             self._failed("get", error)
             rows = []
         for row in rows:
@@ -147,7 +148,7 @@ class Cache:
             async with acquire(self.pool, ACQUIRE_TIMEOUT) as conn:
                 await conn.execute(statement, *args)
             self.stats.writes += count
-        except _OUTAGE as error:
+        except DATABASE_OUTAGE as error:
             self._failed("set", error)
 
     async def delete(self, key: str) -> None:
@@ -158,7 +159,7 @@ class Cache:
                     key_hash(key),
                     key,
                 )
-        except _OUTAGE as error:
+        except DATABASE_OUTAGE as error:
             self._failed("delete", error)
 
     async def increment(self, key: str, by: int = 1, ttl: float = 86400.0) -> int:

@@ -22,6 +22,7 @@ from typing import TypeVar
 import asyncpg
 
 from microblog.db.embedded import DATABASE_NAME, REPLICA_FOLDER, REPLICA_URL_FILE
+from microblog.db.outage import CONNECT_ERRORS
 from microblog.db.standby import (
     PostmasterFile,
     Standby,
@@ -86,7 +87,7 @@ async def _wait_for_primary(pgdata: Path) -> PostmasterFile:
         if found is not None and found.status == "ready" and found.alive():
             try:
                 conn = await asyncpg.connect(_primary_url(found), timeout=5)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except CONNECT_ERRORS:
                 pass
             else:
                 await conn.close()

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import asyncpg
 
+from microblog.db.outage import DATABASE_OUTAGE
+
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAY = 1.0
@@ -53,7 +55,7 @@ async def listen(
                     await conn.fetchval("SELECT 1", timeout=5)
             if lost.is_set() and not stop.is_set():
                 log.warning("listener connection lost; reconnecting", extra={"listener": name})
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+        except DATABASE_OUTAGE as error:
             log.warning(
                 "listener connection failed; retrying",
                 extra={"listener": name, "error": f"{type(error).__name__}"},

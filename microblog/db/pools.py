@@ -16,10 +16,10 @@ from microblog.db.embedded import (
     embedded_replica_urls,
     open_embedded_database,
 )
+from microblog.db.outage import CONNECT_ERRORS
 from microblog.db.replicas import Replicas
 
 CONNECT_TIMEOUT = 5.0
-_CONNECT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -186,7 +186,7 @@ async def open_pool(
             statement_cache_size=0 if through_pooler else 100,
             reset=_keep_session,
         )
-    except _CONNECT_ERRORS as error:
+    except CONNECT_ERRORS as error:
         raise _unavailable(url, error) from None
     try:
         yield pool
@@ -206,7 +206,7 @@ async def session_connection(
             timeout=CONNECT_TIMEOUT,
             server_settings={"application_name": application_name[:63]},
         )
-    except _CONNECT_ERRORS as error:
+    except CONNECT_ERRORS as error:
         raise _unavailable(url, error) from None
     try:
         yield conn

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from microblog.db.lsn import Lsn
+from microblog.db.outage import CONNECT_ERRORS
 from microblog.db.replica_status import (
     Choice,
     PrimaryPositions,
@@ -32,7 +33,6 @@ PROBE_INTERVAL = 0.2
 PROBE_TIMEOUT = 1.0
 # How far back the primary's positions are kept to time a replica's lag (at least this long).
 POSITION_HISTORY = 60.0
-PROBE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 PRIMARY_PROBE = "SELECT pg_current_wal_lsn()"
 REPLICA_PROBE = """
@@ -135,7 +135,7 @@ class Replicas:
         """One round: the primary's position first, so no replica looks ahead of it."""
         try:
             position = Lsn((await self._primary.fetchrow(PRIMARY_PROBE))[0])
-        except PROBE_ERRORS as error:
+        except CONNECT_ERRORS as error:
             log.debug("primary position unknown", extra={"error": _describe(error)})
         else:
             self._positions.record(position, time.monotonic())
@@ -146,7 +146,7 @@ class Replicas:
             row = await replica.probe.fetchrow(REPLICA_PROBE)
             if not row["standby"] or row["replayed"] is None:
                 raise NotAStandby("is not a standby (pg_is_in_recovery() is false)")
-        except (*PROBE_ERRORS, NotAStandby) as error:
+        except (*CONNECT_ERRORS, NotAStandby) as error:
             replica.probe.close()
             self._set(replica, up=False, error=_describe(error))
             return

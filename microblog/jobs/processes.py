@@ -18,9 +18,10 @@ from datetime import datetime
 
 import asyncpg
 
+from microblog.db.outage import DATABASE_OUTAGE
+
 log = logging.getLogger(__name__)
 
-_OUTAGE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 # Roles of the processes that run jobs (web processes only enqueue them).
 JOB_TAKING_ROLES = ("worker", "combined")
 NO_JOB_TAKER = "no worker or combined process is running: pending jobs wait until one starts"
@@ -99,7 +100,7 @@ async def _keep_alive(
             if not await _heartbeat(pool, process_id):
                 log.warning("this process was taken for dead; registering again")
                 await _register(pool, process_id, role, name)
-        except _OUTAGE as error:
+        except DATABASE_OUTAGE as error:
             log.warning("heartbeat failed", extra={"error": f"{type(error).__name__}: {error}"})
 
 
@@ -117,5 +118,5 @@ async def registered(
         beating.cancel()
         try:
             await pool.execute("DELETE FROM infra.processes WHERE id = $1", process_id)
-        except _OUTAGE as error:  # the prune job will remove the row once it goes stale
+        except DATABASE_OUTAGE as error:  # the prune job will remove the row once it goes stale
             log.warning("could not deregister", extra={"error": f"{type(error).__name__}: {error}"})

@@ -17,13 +17,13 @@ from typing import Any
 import asyncpg
 from croniter import croniter
 
+from microblog.db.outage import DATABASE_OUTAGE
 from microblog.jobs.queue import enqueue
 from microblog.jobs.registry import JobKind
 
 log = logging.getLogger(__name__)
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-_OUTAGE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ async def run_scheduler(
             async with pool.acquire() as conn:
                 next_slot, db_now = await schedule_due(conn, recurring)
             delay = max((next_slot - db_now).total_seconds(), 0.0)
-        except _OUTAGE as error:
+        except DATABASE_OUTAGE as error:
             log.warning(
                 "scheduler: database error", extra={"error": f"{type(error).__name__}: {error}"}
             )

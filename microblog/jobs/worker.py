@@ -25,6 +25,7 @@ from uuid import UUID
 import asyncpg
 
 from microblog.db.listen import listen
+from microblog.db.outage import DATABASE_OUTAGE
 from microblog.db.pools import Pools
 from microblog.jobs import queue
 from microblog.jobs.queue import ClaimedJob
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 PREFETCH = 10
 FAST_JOB_SECONDS = 0.01
 MAX_RETRY_DELAY = 3600.0
-_OUTAGE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 @dataclass
@@ -124,7 +124,7 @@ class Worker:
                 continue
             try:
                 claimed = await self._round_trip(finished, wanted)
-            except _OUTAGE as error:
+            except DATABASE_OUTAGE as error:
                 self._state.finished[:0] = finished  # acknowledge them next time
                 log.warning("worker: database error", extra={"error": f"{type(error).__name__}"})
                 await self._sleep(self.options.poll_interval)
@@ -251,7 +251,7 @@ class Worker:
                 await queue.finish_and_claim(conn, self.process_id, finished, 0, (), [])
                 if job_ids:
                     await queue.hand_back(conn, self.process_id, job_ids)
-        except _OUTAGE as error:
+        except DATABASE_OUTAGE as error:
             # Whatever is not recorded stays claimed by this process, and goes back to the
             # queue when the prune job finds the process gone.
             log.warning("worker: could not record its last jobs", extra={"error": str(error)})

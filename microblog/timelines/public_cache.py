@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 from markupsafe import Markup
 from quart import current_app
 
 from microblog.cache.store import Cache
+from microblog.db.outage import DATABASE_OUTAGE
 from microblog.web.htmx import render_template
 
 PAGE_KEY = "public-timeline:first-page"
@@ -57,5 +57,5 @@ async def changed() -> None:
         return
     try:
         await cache.increment(VERSION_KEY)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except DATABASE_OUTAGE as error:
         log.warning("public timeline version not bumped", extra={"error": type(error).__name__})

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from quart import current_app, g
 
+from microblog.db.outage import DATABASE_OUTAGE
 from microblog.db.pools import Pools, acquire
 from microblog.jobs.queue import enqueue
 from microblog.jobs.registry import JobKind
@@ -77,6 +78,6 @@ async def _enqueue_after_commit(jobs: list[tuple[JobKind, dict[str, Any]]]) -> N
         async with acquire(pools().queue, ACQUIRE_TIMEOUT) as conn, conn.transaction():
             for kind, args in jobs:
                 await enqueue(conn, kind, args)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except DATABASE_OUTAGE:
         # The write has committed; only its follow-up jobs are lost. Say so loudly.
         log.exception("could not enqueue jobs after commit", extra={"jobs": len(jobs)})

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 from quart import Quart, Response
 from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from microblog.db.outage import DATABASE_OUTAGE, is_outage
 from microblog.web.htmx import is_htmx, render
 
 log = logging.getLogger(__name__)
@@ -35,18 +35,6 @@ TITLES = {
         "The site cannot reach its database right now. Try again in a few seconds.",
     ),
 }
-
-# Errors that mean "the database is unreachable right now", as opposed to a bug in a query.
-DATABASE_OUTAGE = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.TooManyConnectionsError,
-)
 
 
 async def error_response(
@@ -88,7 +76,7 @@ def _seconds(count: int) -> str:
 
 async def _internal_error(error: InternalServerError) -> Response:
     original = error.original_exception or error
-    if isinstance(original, DATABASE_OUTAGE):
+    if is_outage(original):
         return await _database_outage(original)
     return await error_response(500)  # Quart has already logged the traceback
 

@@ -29,6 +29,11 @@ def has_forbidden_characters(value: str, *, multiline: bool = True) -> bool:
     return pattern.search(value) is not None
 
 
+def storable(value: str) -> str:
+    """value with every character a text column cannot hold (NUL, lone surrogates) replaced."""
+    return _FORBIDDEN_IN_LINE.sub("\ufffd", value)
+
+
 def local_path(target: str | None, default: str = "/") -> str:
     """target if it is a path on this site, else default: never an open redirect."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:

@@ -11,6 +11,7 @@ import asyncio
 from quart import Blueprint, Response, current_app
 from quart_rate_limiter import rate_exempt
 
+from microblog.db.outage import DATABASE_OUTAGE
 from microblog.web.db import pools
 
 PROBE_TIMEOUT = 1.0
@@ -34,6 +35,6 @@ async def up() -> Response:
         async with asyncio.timeout(PROBE_TIMEOUT):
             async with pools().primary.acquire() as conn:
                 await conn.fetchval("SELECT 1")
-    except Exception:  # any failure to answer means "do not send me traffic"
+    except DATABASE_OUTAGE:
         return _plain(f"database unavailable {instance}", 503)
     return _plain(f"ok {instance}", 200)

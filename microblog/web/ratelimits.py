@@ -23,17 +23,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from math import ceil
 
-import asyncpg
 from quart import Quart, Response, current_app, g, request
 from quart_rate_limiter import RateLimit, RateLimiter, RateLimitExceeded
 
+from microblog.db.outage import DATABASE_OUTAGE
 from microblog.db.pools import acquire
 from microblog.ratelimit.rules import DEFAULTS, Rule
 from microblog.ratelimit.store import Check, Verdict, admit
+from microblog.web.forms import storable
 
 log = logging.getLogger(__name__)
-
-_OUTAGE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 def client_subject() -> str:
@@ -55,7 +54,8 @@ async def _ip() -> str:
 
 async def _submitted_username() -> str:
     form = await request.form
-    return form.get("username", "").strip().lower()[:100]
+    # Whatever was typed, as a key PostgreSQL can store: a NUL is no way around the limit.
+    return storable(form.get("username", "").strip().lower()[:100])
 
 
 async def _user() -> str:
@@ -113,7 +113,7 @@ class SharedRateLimiter(RateLimiter):
         try:
             async with acquire(current_app.extensions["pools"].cache, 1.0) as conn:
                 verdicts = await admit(conn, checks)
-        except _OUTAGE as error:
+        except DATABASE_OUTAGE as error:
             # Without the shared counters, refusing everyone would turn a cache outage into a
             # site outage; admitting everyone is the lesser harm, and it is logged.
             log.warning("rate limits unavailable; admitting", extra={"error": type(error).__name__})

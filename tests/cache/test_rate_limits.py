@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
+import asyncpg
 import pytest
 
 from microblog.ratelimit.rules import parse_rules
 from microblog.ratelimit.store import Check, admit, prune
 from microblog.web.app import create_app
-from tests.conftest import Browser, make_user
+from tests.conftest import UNREACHABLE, Browser, make_user
 
 TEN_PER_MINUTE = Check("login_ip:198.51.100.1", inverse=6.0, period=60.0)
 
@@ -175,3 +177,26 @@ async def test_rate_limits_off_disables_every_limit(settings, pools):
             response = await client.get("/public")
             assert response.status_code == 200
             assert "RateLimit-Limit" not in response.headers
+
+
+async def test_a_query_error_in_the_rate_limits_is_an_error_not_a_free_pass(strict_app, db):
+    await make_user(db, "victim")
+    await db.execute("ALTER TABLE infra.rate_limits RENAME COLUMN tat TO renamed")
+    client = strict_app.test_client()
+    response = await client.get("/public")
+    assert response.status_code == 500
+    assert "Something went wrong" in await response.get_data(as_text=True)
+
+
+async def test_unreachable_counters_admit_everyone(settings, pools, caplog):
+    unreachable = await asyncpg.create_pool(UNREACHABLE, min_size=0, max_size=1)
+    try:
+        app = create_app(settings, replace(pools, cache=unreachable), instance_name="no-counters")
+        async with app.test_app():
+            client = app.test_client()
+            responses = [await client.get("/public") for _ in range(3)]
+    finally:
+        await unreachable.close()
+    assert [response.status_code for response in responses] == [200] * 3
+    assert "RateLimit-Limit" not in responses[0].headers
+    assert "rate limits unavailable; admitting" in caplog.text

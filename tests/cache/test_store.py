@@ -9,7 +9,7 @@ import pytest
 
 from microblog.cache.store import GET_MANY, Cache, key_hash
 from microblog.cache.upkeep import trim
-from tests.conftest import wait_until
+from tests.conftest import UNREACHABLE, wait_until
 
 
 @pytest.fixture
@@ -127,18 +127,35 @@ async def test_trim_removes_expired_then_oldest_entries_to_the_bounds(cache, db)
     assert await db.fetchval("SELECT count(*) FROM infra.cache_entries") == 4
 
 
-async def test_an_unreachable_cache_is_a_miss_not_an_error(settings):
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
-    await pool.close()  # every acquire now fails, as with a cache database that is down
-    cache = Cache(pool)
-    assert await cache.get("anything") is None
-    await cache.set("anything", 1, ttl=60)
-    assert cache.stats.errors == 2
+async def test_an_unreachable_cache_is_a_miss_not_an_error():
+    pool = await asyncpg.create_pool(UNREACHABLE, min_size=0, max_size=1)
+    try:
+        cache = Cache(pool)
+        assert await cache.get("anything") is None
+        await cache.set("anything", 1, ttl=60)
+        assert cache.stats.errors == 2
+
+        async def compute():
+            return "computed anyway"
+
+        assert await cache.fetch("anything", 60, compute) == "computed anyway"
+    finally:
+        await pool.close()
+
+
+async def test_a_query_error_in_the_cache_is_raised_not_taken_for_a_miss(cache, db):
+    await db.execute("ALTER TABLE infra.cache_entries RENAME COLUMN value TO renamed")
 
     async def compute():
-        return "computed anyway"
+        return "computed"
 
-    assert await cache.fetch("anything", 60, compute) == "computed anyway"
+    with pytest.raises(asyncpg.UndefinedColumnError):
+        await cache.get("anything")
+    with pytest.raises(asyncpg.UndefinedColumnError):
+        await cache.fetch("anything", 60, compute)
+    with pytest.raises(asyncpg.UndefinedColumnError):
+        await cache.set("anything", 1, ttl=60)
+    assert cache.stats.errors == 0
 
 
 async def test_a_lookup_in_a_full_cache_reads_only_the_keys_asked_for(cache, db):
