@@ -18,9 +18,11 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 
 from microblog.background import JOB_KINDS, recurring_jobs
+from microblog.cache.store import Cache
 from microblog.config import Settings
 from microblog.db.migrate import ensure_schema
 from microblog.db.pools import Pools, open_pools
+from microblog.duties import transactions_with_duties
 from microblog.jobs import processes
 from microblog.jobs.recurring import run_scheduler
 from microblog.jobs.worker import Worker, WorkerOptions
@@ -127,7 +129,8 @@ async def run_jobs(
     stop: asyncio.Event,
 ) -> None:  # fmt: skip
     """The job side of a process: listener, recurring scheduler and worker, until stop."""
-    worker = Worker(pools, JOB_KINDS, process_id, options)
+    transactions = transactions_with_duties(settings, pools, Cache(pools.cache))
+    worker = Worker(pools, JOB_KINDS, process_id, options, transactions=transactions)
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(worker.listen(pools.queue_url, stop))
         tasks.create_task(run_scheduler(pools.queue, recurring_jobs(settings), stop))

@@ -27,11 +27,14 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
+from microblog.cache.store import Cache
 from microblog.config import Settings
 from microblog.db.embedded import start_embedded_server
 from microblog.db.migrate import ALL, apply_migrations
 from microblog.db.pools import Pools, open_pools
 from microblog.db.standby import StandbyError
+from microblog.db.transactions import Transactions, without_duties
+from microblog.duties import transactions_with_duties
 from microblog.posts.queries import create_post
 from microblog.posts.render import hashtags, mentions
 from microblog.ratelimit.rules import parse_rules
@@ -189,6 +192,12 @@ async def pools(settings: Settings) -> AsyncIterator[Pools]:
 
 
 @pytest.fixture
+def transactions(settings: Settings, pools: Pools) -> Transactions:
+    """Transactions as a worker opens them, for calling jobs directly."""
+    return transactions_with_duties(settings, pools, Cache(pools.cache))
+
+
+@pytest.fixture
 async def db(pools: Pools) -> AsyncIterator[asyncpg.Connection]:
     """A connection to the test's database, for arranging and checking data."""
     async with pools.primary.acquire() as conn:
@@ -229,7 +238,7 @@ async def make_user(conn: asyncpg.Connection, username: str | None = None) -> Us
 async def make_post(
     conn: asyncpg.Connection, author: User, body: str = "hello", in_reply_to: int | None = None
 ) -> int:
-    async with conn.transaction():
+    async with without_duties(conn):
         post_id = await create_post(
             conn, author.id, body, hashtags(body), mentions(body), in_reply_to
         )

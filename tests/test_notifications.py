@@ -95,12 +95,12 @@ async def test_a_like_taken_back_and_given_again_notifies_once(make_browser, poo
     assert await db.fetchval("SELECT unread_notifications FROM users WHERE id = $1", author.id) == 1
 
 
-async def test_a_notification_job_that_runs_twice_adds_nothing(pools, db):
+async def test_a_notification_job_that_runs_twice_adds_nothing(pools, transactions, db):
     alice, bob = await make_user(db, "alice"), await make_user(db, "bob")
     carol = await make_user(db, "carol")
     post = await make_post(db, alice, "original")
     reply = await make_post(db, bob, "@carol hi", in_reply_to=post)
-    context = JobContext(pools, job_id=0, attempt=1)
+    context = JobContext(pools, job_id=0, attempt=1, transaction=transactions)
     for _ in range(2):
         await post_created(context, {"post_id": reply})
     assert await db.fetchval("SELECT count(*) FROM notifications") == 2  # reply and mention

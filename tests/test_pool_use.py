@@ -24,7 +24,7 @@ async def one_connection_app(settings):
             yield app
 
 
-async def test_every_page_works_with_a_single_pooled_connection(one_connection_app, db):
+async def test_every_page_works_with_a_single_pooled_connection(one_connection_app, db, caplog):
     alice, bob = await make_user(db, "alice"), await make_user(db, "bob")
     first = await make_post(db, bob, "hello @alice #intro")
     await make_post(db, alice, "a reply", in_reply_to=first)
@@ -40,3 +40,4 @@ async def test_every_page_works_with_a_single_pooled_connection(one_connection_a
     for page in ("/", "/public"):
         await browser.text(page)
     assert one_connection_app.extensions["cache"].stats.errors == 0
+    assert "not bumped" not in caplog.text  # the post's duties found a free connection

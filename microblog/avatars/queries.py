@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from microblog.db.transactions import Change, changed
+
+AVATARS = Change("avatars", "a picture uploaded or removed (it shows beside the author's posts)")
+
 
 @dataclass(frozen=True)
 class Avatar:
@@ -29,11 +33,13 @@ async def set_avatar(
         digest,
     )
     await conn.execute("UPDATE users SET avatar_digest = $2 WHERE id = $1", user_id, digest)
+    changed(conn, AVATARS, user_id)
 
 
 async def remove_avatar(conn: asyncpg.Connection, user_id: int) -> None:
     await conn.execute("DELETE FROM avatars WHERE user_id = $1", user_id)
     await conn.execute("UPDATE users SET avatar_digest = NULL WHERE id = $1", user_id)
+    changed(conn, AVATARS, user_id)
 
 
 async def avatar_by_username(conn: asyncpg.Connection, username: str) -> Avatar | None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from quart import Blueprint, Response, abort, redirect, request
 
 from microblog.follows import queries
+from microblog.jobs.queue import enqueue
 from microblog.notifications.jobs import followed
 from microblog.users.bios import linked_bios
 from microblog.users.queries import User, user_by_username
-from microblog.web.db import connection, enqueue_job, transaction
+from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import keyset_page, remember_place
@@ -28,9 +29,7 @@ async def _change(username: str, *, follow: bool) -> Response:
             abort(422, "You cannot follow yourself.")
         if follow:
             if await queries.follow(conn, viewer.id, target.id):
-                await enqueue_job(
-                    conn, followed, {"follower_id": viewer.id, "followee_id": target.id}
-                )
+                await enqueue(conn, followed, {"follower_id": viewer.id, "followee_id": target.id})
         else:
             await queries.unfollow(conn, viewer.id, target.id)
         target = await user_by_username(conn, username)  # with its new follower count

@@ -1,10 +1,13 @@
 """SQL for the job queue (infra.jobs). Every function takes the connection first: enqueue runs
 in the caller's transaction, so a job exists exactly when the write it follows from commits.
+With the queue in another database (QUEUE_DATABASE_URL) that transaction cannot hold the job,
+and enqueue hands it to the transaction's after-commit work instead (db/transactions.py).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,9 +15,13 @@ from uuid import UUID
 
 import asyncpg
 
+from microblog.db.outage import DATABASE_OUTAGE
+from microblog.db.pools import acquire
+from microblog.db.transactions import ACQUIRE_TIMEOUT, after_commit, queue_elsewhere
 from microblog.jobs.registry import JobKind
 
 CHANNEL = "microblog_jobs"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,21 +68,33 @@ async def enqueue(
     run_at: datetime | None = None,
     unique_key: str | None = None,
 ) -> int | None:
-    """The new job's id; None when a job with this unique_key is already pending or running.
+    """The new job's id; None when a job with this unique_key is already pending or running,
+    and when the queue is in another database than the transaction on `conn` (the job is
+    enqueued there once the transaction commits).
 
     Raises JobArgumentsError at once for arguments the job would not accept.
     """
-    row = await conn.fetchrow(
-        _ENQUEUE,
-        queue or kind.queue,
-        kind.name,
-        kind.encode(args),
-        priority,
-        run_at,
-        kind.max_attempts,
-        unique_key,
-    )
+    values = (queue or kind.queue, kind.name, kind.encode(args), priority, run_at,
+              kind.max_attempts, unique_key)  # fmt: skip
+    if (elsewhere := queue_elsewhere(conn)) is not None:
+        after_commit(conn, _after_commit(elsewhere, kind, _ENQUEUE, values))
+        return None
+    row = await conn.fetchrow(_ENQUEUE, *values)
     return row["id"] if row else None
+
+
+_ENQUEUE_MANY = f"""
+    WITH jobs AS (
+        INSERT INTO infra.jobs (queue, kind, args, priority, run_at, max_attempts)
+        SELECT $1, $2, a.args::jsonb, $4, coalesce($5, now()), $6
+        FROM unnest($3::text[]) WITH ORDINALITY AS a (args, n)
+        ORDER BY a.n
+        RETURNING id
+    ), wake AS (
+        SELECT pg_notify('{CHANNEL}', $1) WHERE coalesce($5, now()) <= now()
+    )
+    SELECT id FROM jobs, (SELECT count(*) FROM wake) AS woke ORDER BY id
+"""
 
 
 async def enqueue_many(
@@ -87,31 +106,31 @@ async def enqueue_many(
     priority: int = 0,
     run_at: datetime | None = None,
 ) -> list[int]:
-    """Enqueue one job per arguments dict in a single round trip; return their ids in order."""
+    """Enqueue one job per arguments dict in a single round trip; return their ids in order
+    (none when they wait for the commit of a transaction in another database, as enqueue's)."""
     if not many_args:
         return []
-    queue = queue or kind.queue
-    rows = await conn.fetch(
-        f"""
-        WITH jobs AS (
-            INSERT INTO infra.jobs (queue, kind, args, priority, run_at, max_attempts)
-            SELECT $1, $2, a.args::jsonb, $4, coalesce($5, now()), $6
-            FROM unnest($3::text[]) WITH ORDINALITY AS a (args, n)
-            ORDER BY a.n
-            RETURNING id
-        ), wake AS (
-            SELECT pg_notify('{CHANNEL}', $1) WHERE coalesce($5, now()) <= now()
-        )
-        SELECT id FROM jobs, (SELECT count(*) FROM wake) AS woke ORDER BY id
-        """,
-        queue,
-        kind.name,
-        [kind.encode(args) for args in many_args],
-        priority,
-        run_at,
-        kind.max_attempts,
-    )
+    values = (queue or kind.queue, kind.name, [kind.encode(args) for args in many_args],
+              priority, run_at, kind.max_attempts)  # fmt: skip
+    if (elsewhere := queue_elsewhere(conn)) is not None:
+        after_commit(conn, _after_commit(elsewhere, kind, _ENQUEUE_MANY, values))
+        return []
+    rows = await conn.fetch(_ENQUEUE_MANY, *values)
     return [row["id"] for row in rows]
+
+
+def _after_commit(pool: asyncpg.Pool, kind: JobKind, statement: str, values: tuple):
+    async def enqueue_committed() -> None:
+        try:
+            async with acquire(pool, ACQUIRE_TIMEOUT) as conn:
+                await conn.execute(statement, *values)
+        except DATABASE_OUTAGE:
+            # The write has committed and its job is lost: say so loudly.
+            log.exception(
+                "job lost: could not enqueue it after its write", extra={"kind": kind.name}
+            )
+
+    return enqueue_committed
 
 
 def _claimed(rows: list[asyncpg.Record]) -> list[ClaimedJob]:

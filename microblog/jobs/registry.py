@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from microblog.db.pools import Pools
+from microblog.db.transactions import Transactions
 
 DEFAULT_QUEUE = "default"
 
@@ -31,6 +32,8 @@ class JobContext:
     pools: Pools
     job_id: int
     attempt: int
+    # The job's writes, with the same work after their commit as a request's (enqueue among it).
+    transaction: Transactions
 
 
 JobFunction = Callable[..., Awaitable[None]]

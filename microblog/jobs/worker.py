@@ -27,6 +27,7 @@ import asyncpg
 from microblog.db.listen import listen
 from microblog.db.outage import DATABASE_OUTAGE
 from microblog.db.pools import Pools
+from microblog.db.transactions import Transactions
 from microblog.jobs import queue
 from microblog.jobs.queue import ClaimedJob
 from microblog.jobs.registry import JobContext, JobRegistry
@@ -70,9 +71,16 @@ def retry_delay(kind_base: float, attempt: int) -> float:
 
 class Worker:
     def __init__(
-        self, pools: Pools, registry: JobRegistry, process_id: UUID, options: WorkerOptions
+        self,
+        pools: Pools,
+        registry: JobRegistry,
+        process_id: UUID,
+        options: WorkerOptions,
+        *,
+        transactions: Transactions,
     ) -> None:
         self.pools = pools
+        self.transactions = transactions
         self.registry = registry
         self.process_id = process_id
         self.options = options
@@ -185,7 +193,9 @@ class Worker:
             if kind is None:
                 raise LookupError(f"no job kind {job.kind!r} in this worker")
             async with asyncio.timeout(kind.timeout):
-                await kind(JobContext(self.pools, job.id, job.attempts), job.args)
+                await kind(
+                    JobContext(self.pools, job.id, job.attempts, self.transactions), job.args
+                )
         except asyncio.CancelledError:
             self._state.interrupted.append(job.id)
             raise

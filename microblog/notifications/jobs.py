@@ -13,7 +13,7 @@ from microblog.posts.queries import has_liked, post_author, post_facts
 async def post_created(ctx: JobContext, *, post_id: int) -> None:
     """Tell the author of the post replied to, and everyone else mentioned: a reply that
     names the person it answers ("@ada thanks") tells them once, as a reply."""
-    async with ctx.pools.primary.acquire() as conn, conn.transaction():
+    async with ctx.transaction() as conn:
         post = await post_facts(conn, post_id)
         if post is None:
             return  # deleted before the job ran
@@ -30,7 +30,7 @@ async def post_created(ctx: JobContext, *, post_id: int) -> None:
 
 @job("notifications.post_liked", max_attempts=8)
 async def post_liked(ctx: JobContext, *, post_id: int, user_id: int) -> None:
-    async with ctx.pools.primary.acquire() as conn, conn.transaction():
+    async with ctx.transaction() as conn:
         author_id = await post_author(conn, post_id)
         if author_id is None or not await has_liked(conn, user_id, post_id):
             return
@@ -39,6 +39,6 @@ async def post_liked(ctx: JobContext, *, post_id: int, user_id: int) -> None:
 
 @job("notifications.followed", max_attempts=8)
 async def followed(ctx: JobContext, *, follower_id: int, followee_id: int) -> None:
-    async with ctx.pools.primary.acquire() as conn, conn.transaction():
+    async with ctx.transaction() as conn:
         if await is_following(conn, follower_id, followee_id):
             await queries.add(conn, follower_id, None, [(followee_id, "follow")])

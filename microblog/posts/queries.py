@@ -8,6 +8,12 @@ from datetime import datetime
 import asyncpg
 from markupsafe import Markup
 
+from microblog.db.transactions import Change, changed
+from microblog.notifications.queries import forget_post
+
+POSTS = Change("posts", "a post written (replies included) or deleted")
+LIKES = Change("likes", "a like or an unlike that changed something")
+
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, which made
 # building a page's twenty PostViews cost more than the rest of reading their rows.
@@ -92,6 +98,7 @@ async def create_post(
             sorted(mentioned),
         )
     await conn.execute("UPDATE users SET post_count = post_count + 1 WHERE id = $1", author_id)
+    changed(conn, POSTS, post_id)
     return post_id
 
 
@@ -129,8 +136,14 @@ async def post_author(conn: asyncpg.Connection, post_id: int) -> int | None:
 
 
 async def delete_post(conn: asyncpg.Connection, post_id: int, author_id: int) -> int | None:
-    """Delete the author's own post; replies stay, detached from it. The id of the post it
-    replied to, if it was a reply."""
+    """Delete the author's own post; replies stay, detached from it, and its notifications
+    go. The id of the post it replied to, if it was a reply."""
+    own = await conn.fetchval(
+        "SELECT true FROM posts WHERE id = $1 AND author_id = $2 FOR UPDATE", post_id, author_id
+    )
+    if not own:
+        return None
+    await forget_post(conn, post_id)
     deleted = await conn.fetchrow(
         "DELETE FROM posts WHERE id = $1 AND author_id = $2 RETURNING in_reply_to",
         post_id,
@@ -144,6 +157,7 @@ async def delete_post(conn: asyncpg.Connection, post_id: int, author_id: int) ->
             "UPDATE posts SET reply_count = reply_count - 1 WHERE id = $1", parent_id
         )
     await conn.execute("UPDATE users SET post_count = post_count - 1 WHERE id = $1", author_id)
+    changed(conn, POSTS, post_id)
     return parent_id
 
 
@@ -166,6 +180,7 @@ async def like(conn: asyncpg.Connection, user_id: int, post_id: int) -> bool | N
     )
     if added:
         await conn.execute("UPDATE posts SET like_count = like_count + 1 WHERE id = $1", post_id)
+        changed(conn, LIKES, post_id)
     return bool(added)
 
 
@@ -178,6 +193,7 @@ async def unlike(conn: asyncpg.Connection, user_id: int, post_id: int) -> bool |
     )
     if removed:
         await conn.execute("UPDATE posts SET like_count = like_count - 1 WHERE id = $1", post_id)
+        changed(conn, LIKES, post_id)
     return bool(removed)
 
 

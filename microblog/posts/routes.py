@@ -8,14 +8,13 @@ import asyncpg
 from quart import Blueprint, Response, abort, redirect, request
 from quart_rate_limiter import rate_limit
 
+from microblog.jobs.queue import enqueue
 from microblog.notifications.jobs import post_created, post_liked
-from microblog.notifications.queries import forget_post
 from microblog.posts import queries
 from microblog.posts.cards import render_cards
 from microblog.posts.forms import NewPost
 from microblog.posts.render import hashtags, mentions
-from microblog.timelines import public_cache
-from microblog.web.db import connection, enqueue_job, transaction
+from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path, referrer_path
 from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import cursor
@@ -47,7 +46,7 @@ async def create() -> Response:
                 post.errors["in_reply_to"] = "The post you are replying to does not exist."
             else:
                 if post.in_reply_to or mentioned:  # someone to tell
-                    await enqueue_job(conn, post_created, {"post_id": post_id})
+                    await enqueue(conn, post_created, {"post_id": post_id})
                 view = await queries.post_view(conn, post_id, user.id)
                 parent = await _replied_to_on_its_page(conn, post.in_reply_to, user.id)
     if post.errors:
@@ -57,7 +56,6 @@ async def create() -> Response:
             response.headers["HX-Reswap"] = "outerHTML"
             return response
         return await html("compose.html", 422, post=post, next=next_path)
-    await public_cache.changed()
     if is_htmx():
         # A reply lands among the replies under the post it answers, as the thread shows them.
         card = await render_cards([view], user, in_thread=post.in_reply_to is not None)
@@ -111,10 +109,8 @@ async def delete(post_id: int) -> Response:
         return await html("delete.html", post=post, next=referrer_path(f"/posts/{post_id}"))
     async with transaction() as conn:
         _check_deletable(await queries.post_author(conn, post_id), user.id)
-        await forget_post(conn, post_id)
         parent_id = await queries.delete_post(conn, post_id, user.id)
         parent = await _replied_to_on_its_page(conn, parent_id, user.id)
-    await public_cache.changed()
     # The post's own page is gone: the post it replied to, or home, comes instead. Compare
     # whole paths, as /posts/12 starts with /posts/1.
     gone = f"/posts/{post_id}"
@@ -159,10 +155,8 @@ async def _toggle_like(post_id: int, *, liked: bool) -> Response:
         if changed is None:
             abort(404, "This post does not exist, or it was deleted.")
         if liked and changed:
-            await enqueue_job(conn, post_liked, {"post_id": post_id, "user_id": user.id})
+            await enqueue(conn, post_liked, {"post_id": post_id, "user_id": user.id})
         post = await queries.post_view(conn, post_id, user.id)
-    if changed:
-        await public_cache.changed()
     if is_htmx():
         return await html("_like_button.html", post=post)
     return redirect(local_path((await request.form).get("next"), f"/posts/{post_id}"), 303)

@@ -1,9 +1,9 @@
 """The public timeline's first page for anonymous visitors, rendered once for everyone.
 
 Every anonymous visitor of / and /public sees the same first page, so its HTML is cached.
-Writers that change what it shows (a post written or deleted, a like, a renamed author) bump
-one version counter after their commit; the cached page is only used while that counter is
-unchanged, so the next request to any instance sees the write. The TTL only bounds the
+After the commit of any change it shows (SHOWS), one version counter is bumped; the cached page
+is only used while that counter is unchanged, so the next request to any instance sees the
+write. The TTL only bounds the
 staleness of relative times, and of the page if a bump was lost to a cache outage.
 """
 
@@ -15,13 +15,19 @@ from typing import Any
 from markupsafe import Markup
 from quart import current_app
 
+from microblog.avatars.queries import AVATARS
 from microblog.cache.store import Cache
 from microblog.db.outage import DATABASE_OUTAGE
+from microblog.db.transactions import Duty
+from microblog.posts.queries import LIKES, POSTS
+from microblog.users.queries import PROFILES
 from microblog.web.htmx import render_template
 
 PAGE_KEY = "public-timeline:first-page"
 VERSION_KEY = "version:public-timeline"
 TTL = 30.0
+# Everything the page shows that a write can change.
+SHOWS = (POSTS, LIKES, PROFILES, AVATARS)
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +56,13 @@ async def first_page(compute_page) -> dict[str, Any] | None:
     return {**cached, "timeline_html": Markup(cached["timeline_html"])}  # noqa: S704
 
 
-async def changed() -> None:
-    """Call after committing a write that the public timeline shows."""
-    cache = _cache()
-    if cache is None:
-        return
-    try:
-        await cache.increment(VERSION_KEY)
-    except DATABASE_OUTAGE as error:
-        log.warning("public timeline version not bumped", extra={"error": type(error).__name__})
+def invalidator(cache: Cache) -> Duty:
+    """The duty that follows every change in SHOWS: the cached page is stale."""
+
+    async def invalidate_public_page(_changed: frozenset[int]) -> None:
+        try:
+            await cache.increment(VERSION_KEY)
+        except DATABASE_OUTAGE as error:
+            log.warning("public timeline version not bumped", extra={"error": type(error).__name__})
+
+    return invalidate_public_page

@@ -7,6 +7,11 @@ from datetime import datetime
 
 import asyncpg
 
+from microblog.db.transactions import Change, changed
+
+# The name and bio people see beside the user's posts.
+PROFILES = Change("profiles", "a profile saved (the author's display name shows on their posts)")
+
 
 @dataclass(frozen=True)
 class User:
@@ -106,6 +111,7 @@ async def update_profile(
         display_name,
         bio,
     )
+    changed(conn, PROFILES, user_id)
     return User(**dict(row))
 
 

@@ -8,7 +8,6 @@ from quart_rate_limiter import rate_limit
 from microblog.avatars import queries as avatars
 from microblog.avatars.images import digest, image_type, problem
 from microblog.avatars.queries import set_avatar
-from microblog.timelines import public_cache
 from microblog.users import queries
 from microblog.users.forms import USERNAME, Credentials, PasswordChange, Profile
 from microblog.users.passwords import hash_password, needs_rehash, verify_password
@@ -94,7 +93,6 @@ async def settings() -> Response:
         return await _settings_page(422, profile=profile)
     async with transaction() as conn:
         await queries.update_profile(conn, user.id, profile.display_name, profile.bio)
-    await public_cache.changed()  # the author's name shows on their posts
     return redirect("/settings?saved=profile", 303)
 
 
@@ -127,7 +125,6 @@ async def upload_avatar() -> Response:
         return await _settings_page(422, avatar_error=message)
     async with transaction() as conn:
         await set_avatar(conn, user.id, image_type(data), data, digest(data))
-    await public_cache.changed()  # the picture shows on the author's posts
     return redirect("/settings?saved=avatar", 303)
 
 
@@ -136,5 +133,4 @@ async def upload_avatar() -> Response:
 async def remove_avatar() -> Response:
     async with transaction() as conn:
         await avatars.remove_avatar(conn, current_user().id)
-    await public_cache.changed()
     return redirect("/settings?saved=avatar-removed", 303)

@@ -11,6 +11,7 @@ from microblog.avatars.routes import blueprint as avatars_blueprint
 from microblog.cache.store import Cache
 from microblog.config import Settings
 from microblog.db.pools import Pools
+from microblog.duties import transactions_with_duties
 from microblog.follows.routes import blueprint as follows_blueprint
 from microblog.notifications.routes import blueprint as notifications_blueprint
 from microblog.posts.cards import init_cards
@@ -54,20 +55,23 @@ def create_app(
         MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
         PREFER_SECURE_URLS=settings.is_production,
     )
+    cache = Cache(pools.cache)
+    transactions = transactions_with_duties(settings, pools, cache)
     app.extensions.update(
         settings=settings,
         pools=pools,
+        transactions=transactions,
         instance_name=instance_name,
         draining=draining or asyncio.Event(),
         static_files=assets.StaticFiles(assets.STATIC_DIR),
-        cache=Cache(pools.cache),
+        cache=cache,
     )
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["username"] = UsernameConverter
     app.url_map.strict_slashes = False
 
     app.before_request(observability.start_request)
-    sessions.init_sessions(app, pools.primary_url)
+    sessions.init_sessions(app, pools.primary_url, transactions)
     app.before_request(read_body_first)
     init_rate_limits(
         app, {rule.name: rule for rule in settings.rate_limits}

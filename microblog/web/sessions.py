@@ -23,10 +23,11 @@ from quart.sessions import SecureCookieSession, SecureCookieSessionInterface
 from quart.wrappers import BaseRequestWebsocket
 
 from microblog.config import Settings
+from microblog.db.transactions import Transactions
 from microblog.users.known import KnownUsers
 from microblog.users.queries import User, user_by_id
 from microblog.web.csrf import SessionEnded, csrf_token, end_session
-from microblog.web.db import committed, connection
+from microblog.web.db import connection
 from microblog.web.errors import error_response
 from microblog.web.forms import referrer_path
 from microblog.web.htmx import is_htmx
@@ -113,7 +114,7 @@ def development_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def init_sessions(app: Quart, primary_url: str) -> None:
+def init_sessions(app: Quart, primary_url: str, transactions: Transactions) -> None:
     """Cookie sessions, the visitor's row on g.user, and the listener that keeps rows current."""
     app.session_interface = CookieSessions()
     known = app.extensions["known_users"] = KnownUsers()
@@ -127,7 +128,7 @@ def init_sessions(app: Quart, primary_url: str) -> None:
         await listener
 
     app.before_request(load_current_user)
-    app.teardown_request(forget_own_changes)
+    transactions.on_every_commit(forget_own_changes)
     app.register_error_handler(SessionEnded, to_log_in)
 
 
@@ -159,12 +160,12 @@ async def load_current_user() -> None:
     g.user = user
 
 
-async def forget_own_changes(_error: BaseException | None) -> None:
+async def forget_own_changes() -> None:
     """After a write, which may have changed the writer's own row (a post counts, reading
     notifications clears the unread count, a password bumps the epoch), this process reads
     that row afresh: the writer's next page shows the change without waiting to be told."""
     user = current_user()
-    if user is not None and committed():
+    if user is not None:
         _known_users().forget(user.id)
 
 

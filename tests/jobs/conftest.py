@@ -13,7 +13,10 @@ from contextlib import asynccontextmanager
 import pytest
 
 from microblog.background import JOB_KINDS
+from microblog.cache.store import Cache
+from microblog.config import Settings
 from microblog.db.pools import Pools
+from microblog.duties import transactions_with_duties
 from microblog.jobs import processes
 from microblog.jobs.registry import JobContext, JobRegistry, job
 from microblog.jobs.worker import Worker, WorkerOptions
@@ -75,7 +78,10 @@ async def running_worker(
     async with processes.registered(
         pools.queue, role="worker", name="test-worker", interval=60
     ) as process_id:
-        worker = Worker(pools, registry, process_id, WorkerOptions(**options))
+        transactions = transactions_with_duties(Settings(), pools, Cache(pools.cache))
+        worker = Worker(
+            pools, registry, process_id, WorkerOptions(**options), transactions=transactions
+        )
         tasks = [asyncio.create_task(worker.run(stop))]
         if listen_for_jobs:
             tasks.append(asyncio.create_task(worker.listen(pools.queue_url, stop)))

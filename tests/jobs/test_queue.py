@@ -248,7 +248,9 @@ async def test_only_processes_heard_from_within_the_timeout_count_as_alive(pools
         assert len(await processes.alive(runs, timeout_seconds=3600)) == 3
 
 
-async def test_jobs_of_a_process_that_stopped_heartbeating_go_back_to_the_queue(pools, runs):
+async def test_jobs_of_a_process_that_stopped_heartbeating_go_back_to_the_queue(
+    pools, transactions, runs
+):
     dead = "00000000-0000-0000-0000-00000000dead"
     await runs.execute(
         """
@@ -269,7 +271,7 @@ async def test_jobs_of_a_process_that_stopped_heartbeating_go_back_to_the_queue(
         doomed,
         held,
     )
-    await prune_dead_processes(JobContext(pools, job_id=0, attempt=1), {"silent_for": 30})
+    await prune_dead_processes(JobContext(pools, 0, 1, transactions), {"silent_for": 30})
     assert await runs.fetchval("SELECT count(*) FROM infra.processes") == 0
     assert await _state_is(runs, held, "pending")
     assert await _state_is(runs, doomed, "failed")  # a job that keeps killing workers stops
