@@ -30,7 +30,7 @@ from quart.testing import QuartClient
 from microblog.cache.store import Cache
 from microblog.config import Settings
 from microblog.db.embedded import start_embedded_server
-from microblog.db.migrate import ALL, apply_migrations
+from microblog.db.migrate import ALL, MigrationSet, apply_migrations
 from microblog.db.pools import Pools, open_pools
 from microblog.db.standby import StandbyError
 from microblog.db.transactions import Transactions, without_duties
@@ -80,6 +80,20 @@ def server_url() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+async def _build_template(server_url: str, name: str, sets: tuple[MigrationSet, ...]) -> None:
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(with_database(server_url, name))
+    try:
+        await apply_migrations(conn, sets)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def replica_server(server_url: str) -> Iterator[ReplicaServer]:
     """A streaming replica of the session's server, made when a test first asks for one."""
@@ -122,34 +136,75 @@ def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
 
 @pytest.fixture(scope="session")
 def template_database(server_url: str) -> str:
+    """Every migration set in one database, as a default deployment has them."""
     name = f"microblog_template_{os.getpid()}"
-
-    async def build() -> None:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        conn = await asyncpg.connect(with_database(server_url, name))
-        try:
-            await apply_migrations(conn, ALL)
-        finally:
-            await conn.close()
-
-    asyncio.run(build())
+    asyncio.run(_build_template(server_url, name, ALL))
     return name
 
 
+@pytest.fixture(scope="session")
+def role_templates(server_url: str) -> dict[str, str]:
+    """One template per database role, each with only its own tables: a query sent to the
+    wrong pool fails instead of finding a twin table."""
+    names = {role.name: f"microblog_template_{role.name}_{os.getpid()}" for role in ALL}
+
+    async def build() -> None:
+        for role in ALL:
+            await _build_template(server_url, names[role.name], (role,))
+
+    asyncio.run(build())
+    return names
+
+
+# Tests of modules marked both_layouts run twice: with every role in one database (the
+# default deployment), and with QUEUE_DATABASE_URL and CACHE_DATABASE_URL on databases of
+# their own. The rest touch one database's tables only, and run once, in the first layout.
+ONE_DATABASE = "one-database"
+SPLIT_DATABASES = "split-databases"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "layout" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_layouts"):
+        metafunc.parametrize("layout", [ONE_DATABASE, SPLIT_DATABASES], indirect=True)
+
+
 @pytest.fixture
-async def database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test only."""
-    name = f"test_{uuid.uuid4().hex[:16]}"
+def layout(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", ONE_DATABASE)
+
+
+@dataclass(frozen=True)
+class Databases:
+    """The test's own databases, by role; roles in one database share its URL."""
+
+    primary: str
+    queue: str
+    cache: str
+
+
+@pytest.fixture
+async def databases(
+    server_url: str, layout: str, template_database: str, role_templates: dict[str, str]
+) -> AsyncIterator[Databases]:
+    """Fresh, migrated databases for this test only, laid out as `layout` says."""
+    if layout == ONE_DATABASE:
+        templates = dict.fromkeys(role_templates, template_database)
+    else:
+        templates = role_templates
     admin = await asyncpg.connect(server_url)
+    created: dict[str, str] = {}
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(server_url, name)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        for template in templates.values():
+            if template not in created:
+                created[template] = name = f"test_{uuid.uuid4().hex[:16]}"
+                await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        url = {
+            role: with_database(server_url, created[template])
+            for role, template in templates.items()
+        }
+        yield Databases(primary=url["app"], queue=url["queue"], cache=url["cache"])
+        for name in created.values():
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
 
@@ -174,9 +229,17 @@ def fresh_database(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def database_url(databases: Databases) -> str:
+    """The test's own primary database."""
+    return databases.primary
+
+
+@pytest.fixture
+def settings(databases: Databases, tmp_path: Path) -> Settings:
     return Settings(
-        database_url=database_url,
+        database_url=databases.primary,
+        queue_database_url=databases.queue if databases.queue != databases.primary else None,
+        cache_database_url=databases.cache if databases.cache != databases.primary else None,
         secret_key_base=TEST_SECRET,
         data_dir=tmp_path / "var",
         db_pool_size=4,
@@ -201,6 +264,20 @@ def transactions(settings: Settings, pools: Pools) -> Transactions:
 async def db(pools: Pools) -> AsyncIterator[asyncpg.Connection]:
     """A connection to the test's database, for arranging and checking data."""
     async with pools.primary.acquire() as conn:
+        yield conn
+
+
+@pytest.fixture
+async def queue_db(pools: Pools) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the test's queue database (the primary one unless split)."""
+    async with pools.queue.acquire() as conn:
+        yield conn
+
+
+@pytest.fixture
+async def cache_db(pools: Pools) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the test's cache database (the primary one unless split)."""
+    async with pools.cache.acquire() as conn:
         yield conn
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from microblog.follows.queries import follow
 from microblog.web.pagination import PAGE_SIZE
 from tests.conftest import make_user
+
+pytestmark = pytest.mark.both_layouts
 
 HTMX = {"HX-Request": "true"}
 

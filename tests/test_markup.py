@@ -76,7 +76,7 @@ async def test_pages_fragments_and_forms_with_errors_are_well_formed(make_browse
         ("/posts", {"body": "hi @ada", "in_reply_to": str(post)}),
     ):
         assert (await as_bob.post(action, form)).status_code == 303
-    await run_app_jobs(pools, db)  # the notifications ada reads below
+    await run_app_jobs(pools)  # the notifications ada reads below
 
     pages = ["/", "/public", "/@ada", "/@bob", f"/posts/{post}", "/tags/markup"]
     for path in [*pages, "/login", "/signup", "/@ada/followers", "/@bob/following"]:
@@ -180,7 +180,7 @@ async def test_user_text_with_bidi_controls_is_isolated_wherever_a_page_shows_it
     assert (await as_bidi.post("/posts", reply)).status_code == 303
     await as_bidi.post(f"/posts/{fans_post}/like")
     await as_bidi.post("/@fan/follow")
-    await run_app_jobs(pools, db)
+    await run_app_jobs(pools)
 
     pages = [
         *((as_bidi, path) for path in ("/", "/public", "/@bidi", f"/posts/{post}", "/settings")),

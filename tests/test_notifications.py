@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from microblog.jobs.registry import JobContext
 from microblog.notifications.jobs import post_created
 from tests.conftest import make_post, make_user
 from tests.jobs.conftest import run_app_jobs
+
+pytestmark = pytest.mark.both_layouts
 
 
 def _listed(page: str) -> list[str]:
@@ -18,7 +22,9 @@ def _listed(page: str) -> list[str]:
     return [f"{actor} {verb}" for actor, verb in items]
 
 
-async def test_replies_mentions_likes_and_follows_reach_the_right_people(make_browser, pools, db):
+async def test_replies_mentions_likes_and_follows_reach_the_right_people(
+    make_browser, pools, db, queue_db
+):
     alice = await make_user(db, "alice")
     for name in ("bob", "carol"):
         await make_user(db, name)
@@ -29,8 +35,8 @@ async def test_replies_mentions_likes_and_follows_reach_the_right_people(make_br
     await as_bob.post("/posts", {"body": "@carol @bob look", "in_reply_to": str(post)})
     await as_carol.post(f"/posts/{post}/like")
     await as_carol.post("/@alice/follow")
-    assert await db.fetchval("SELECT count(*) FROM infra.jobs") == 3
-    await run_app_jobs(pools, db)
+    assert await queue_db.fetchval("SELECT count(*) FROM infra.jobs") == 3
+    await run_app_jobs(pools)
 
     as_alice = make_browser()
     await as_alice.login("alice")
@@ -52,7 +58,7 @@ async def _bob_replies_to_alice(make_browser, pools, db, body: str):
     as_bob = make_browser()
     await as_bob.login("bob")
     await as_bob.post("/posts", {"body": body, "in_reply_to": str(post)})
-    await run_app_jobs(pools, db)
+    await run_app_jobs(pools)
     return alice, post, as_bob
 
 
@@ -72,7 +78,7 @@ async def test_the_unread_count_shows_in_the_navigation_until_the_page_is_seen(
         fan = make_browser()
         await fan.login(name)
         await fan.post("/@star/follow")
-    await run_app_jobs(pools, db)
+    await run_app_jobs(pools)
     star = make_browser()
     await star.login("star")
     assert 'aria-label="2 unread"' in await star.text("/")
@@ -90,7 +96,7 @@ async def test_a_like_taken_back_and_given_again_notifies_once(make_browser, poo
     await fickle.login("fickle")
     for action in ("like", "unlike", "like"):
         await fickle.post(f"/posts/{post}/{action}")
-    await run_app_jobs(pools, db)
+    await run_app_jobs(pools)
     assert await db.fetchval("SELECT count(*) FROM notifications WHERE kind = 'like'") == 1
     assert await db.fetchval("SELECT unread_notifications FROM users WHERE id = $1", author.id) == 1
 
@@ -110,12 +116,12 @@ async def test_a_notification_job_that_runs_twice_adds_nothing(pools, transactio
         )
 
 
-async def test_a_rejected_post_enqueues_nothing(browser, db):
+async def test_a_rejected_post_enqueues_nothing(browser, db, queue_db):
     await make_user(db, "quiet")
     await browser.login("quiet")
     response = await browser.post("/posts", {"body": "@quiet " + "x" * 600})
     assert response.status_code == 422
-    assert await db.fetchval("SELECT count(*) FROM infra.jobs") == 0
+    assert await queue_db.fetchval("SELECT count(*) FROM infra.jobs") == 0
 
 
 async def test_deleting_a_post_takes_its_unread_notifications_along(make_browser, pools, db):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from jinja2 import DictLoader, Environment
 
 from microblog.posts.cards import CARD_TEMPLATES, markup_version
 from microblog.web.app import create_app
 from tests.conftest import Browser, make_post, make_user
 from tests.test_timelines import post_ids
+
+pytestmark = pytest.mark.both_layouts
 
 
 async def _posts_two_days_old(db, count: int) -> tuple:
@@ -77,7 +80,9 @@ async def test_with_the_cache_off_every_card_is_rendered_and_nothing_is_kept(set
         assert len(app.extensions["local_cards"]) == 0
 
 
-async def test_instances_that_draw_cards_differently_never_share_them(settings, pools, db):
+async def test_instances_that_draw_cards_differently_never_share_them(
+    settings, pools, db, cache_db
+):
     alice, _ = await _posts_two_days_old(db, 2)
     looked_up = []
     for markup in ("old", "new", "new"):  # a rolling deploy: two versions side by side
@@ -93,7 +98,7 @@ async def test_instances_that_draw_cards_differently_never_share_them(settings, 
     assert looked_up[0] == (0, 2)  # the old version's cards, drawn and shared
     assert looked_up[1] == (0, 2)  # the new version draws its own
     assert looked_up[2] == (2, 0)  # and shares them with its kind
-    public_pages = await db.fetch(
+    public_pages = await cache_db.fetch(
         "SELECT key FROM infra.cache_entries WHERE key LIKE 'public-timeline:first-page:%'"
     )
     assert sorted(row["key"].rsplit(":", 1)[1] for row in public_pages) == ["new", "old"]

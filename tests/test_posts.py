@@ -11,6 +11,8 @@ from microblog.posts.queries import VIEW_COLUMNS, PostView
 from microblog.posts.routes import REPLIES_PER_PAGE
 from tests.conftest import make_post, make_user
 
+pytestmark = pytest.mark.both_layouts
+
 HTMX = {"HX-Request": "true"}
 
 

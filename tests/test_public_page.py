@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from microblog.timelines import public_cache
 from tests.conftest import ROOT, make_post, make_user
 from tests.test_avatars import PNG, _upload
+
+pytestmark = pytest.mark.both_layouts
 
 
 async def test_every_write_the_anonymous_page_shows_reaches_it_at_once(make_browser, db):

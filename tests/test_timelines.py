@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from microblog.follows.queries import follow, unfollow
 from microblog.web.pagination import MAX_PAGES, PAGE_SIZE
 from tests.conftest import make_post, make_user
+
+pytestmark = pytest.mark.both_layouts
 
 HTMX = {"HX-Request": "true"}
 GARBAGE_CURSORS = ("abc", "-1", "0", "1.5", "+1", "0x10", "%20", "99999999999999999999")

@@ -13,11 +13,17 @@ from microblog.ratelimit.store import Check, admit, prune
 from microblog.web.app import create_app
 from tests.conftest import UNREACHABLE, Browser, make_user
 
+pytestmark = pytest.mark.both_layouts
+
 TEN_PER_MINUTE = Check("login_ip:198.51.100.1", inverse=6.0, period=60.0)
 
 
-async def test_a_burst_gets_exactly_the_limit(db):
-    verdicts = [(await admit(db, [TEN_PER_MINUTE]))[0] for _ in range(12)]
+async def _tat(conn, key: str):
+    return await conn.fetchval("SELECT tat FROM infra.rate_limits WHERE key = $1", key)
+
+
+async def test_a_burst_gets_exactly_the_limit(cache_db):
+    verdicts = [(await admit(cache_db, [TEN_PER_MINUTE]))[0] for _ in range(12)]
     assert [v.admitted for v in verdicts] == [True] * 10 + [False] * 2
     assert verdicts[-1].retry_after(TEN_PER_MINUTE) == pytest.approx(6.0, abs=0.5)
     assert verdicts[0].remaining(TEN_PER_MINUTE) == 9
@@ -33,30 +39,36 @@ async def test_concurrent_checks_on_many_connections_never_admit_too_many(pools)
     assert sum(results) == 10
 
 
-async def test_a_refused_check_changes_nothing_and_keys_are_independent(db):
+async def test_a_refused_check_changes_nothing_and_keys_are_independent(cache_db):
     other = Check("login_user:mallory", inverse=12.0, period=60.0)
     for _ in range(10):
-        await admit(db, [TEN_PER_MINUTE])
-    before = await db.fetchval("SELECT tat FROM infra.rate_limits WHERE key = $1", other.key)
-    verdicts = await admit(db, [TEN_PER_MINUTE, other])
+        await admit(cache_db, [TEN_PER_MINUTE])
+    before = await _tat(cache_db, other.key)
+    verdicts = await admit(cache_db, [TEN_PER_MINUTE, other])
     assert [(v.key, v.admitted) for v in verdicts] == [
         (TEN_PER_MINUTE.key, False),
         (other.key, True),
     ]
     assert before is None
-    tat = await db.fetchval("SELECT tat FROM infra.rate_limits WHERE key = $1", TEN_PER_MINUTE.key)
-    await admit(db, [TEN_PER_MINUTE])
+    tat = await cache_db.fetchval(
+        "SELECT tat FROM infra.rate_limits WHERE key = $1", TEN_PER_MINUTE.key
+    )
+    await admit(cache_db, [TEN_PER_MINUTE])
     assert (
-        await db.fetchval("SELECT tat FROM infra.rate_limits WHERE key = $1", TEN_PER_MINUTE.key)
+        await cache_db.fetchval(
+            "SELECT tat FROM infra.rate_limits WHERE key = $1", TEN_PER_MINUTE.key
+        )
         == tat
     )
 
 
-async def test_pruning_deletes_only_keys_that_no_longer_limit(db):
-    await admit(db, [TEN_PER_MINUTE])
-    await db.execute("INSERT INTO infra.rate_limits VALUES ('old', now() - interval '1 s', '1 m')")
-    assert await prune(db) == 1
-    assert await db.fetchval("SELECT count(*) FROM infra.rate_limits") == 1
+async def test_pruning_deletes_only_keys_that_no_longer_limit(cache_db):
+    await admit(cache_db, [TEN_PER_MINUTE])
+    await cache_db.execute(
+        "INSERT INTO infra.rate_limits VALUES ('old', now() - interval '1 s', '1 m')"
+    )
+    assert await prune(cache_db) == 1
+    assert await cache_db.fetchval("SELECT count(*) FROM infra.rate_limits") == 1
 
 
 @pytest.fixture
@@ -179,9 +191,8 @@ async def test_rate_limits_off_disables_every_limit(settings, pools):
             assert "RateLimit-Limit" not in response.headers
 
 
-async def test_a_query_error_in_the_rate_limits_is_an_error_not_a_free_pass(strict_app, db):
-    await make_user(db, "victim")
-    await db.execute("ALTER TABLE infra.rate_limits RENAME COLUMN tat TO renamed")
+async def test_a_query_error_in_the_rate_limits_is_an_error_not_a_free_pass(strict_app, cache_db):
+    await cache_db.execute("ALTER TABLE infra.rate_limits RENAME COLUMN tat TO renamed")
     client = strict_app.test_client()
     response = await client.get("/public")
     assert response.status_code == 500

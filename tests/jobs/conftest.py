@@ -97,14 +97,14 @@ async def job_states(db) -> dict[str, int]:
     return {row["state"]: row["count"] for row in rows}
 
 
-async def run_app_jobs(pools: Pools, db) -> None:
+async def run_app_jobs(pools: Pools) -> None:
     """Run every pending job of the app's own kinds to success, with a real worker."""
 
     async def done() -> bool:
-        return not await db.fetchval(
+        return not await pools.queue.fetchval(
             "SELECT count(*) FROM infra.jobs WHERE state IN ('pending', 'running')"
         )
 
     async with running_worker(pools, registry=JOB_KINDS, poll_interval=0.05):
         await wait_until(done)
-    assert not await db.fetchval("SELECT count(*) FROM infra.jobs WHERE state = 'failed'")
+    assert not await pools.queue.fetchval("SELECT count(*) FROM infra.jobs WHERE state = 'failed'")
