@@ -4,6 +4,7 @@
 pools the same way, register in infra.processes and heartbeat. SIGTERM or SIGINT sets one stop
 event: the web side answers /up with 503 and stops accepting connections, the job side stops
 claiming, and both finish what they started within SHUTDOWN_TIMEOUT before the process exits 0.
+Every long-lived listener of a process starts here, in `listening`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from uuid import UUID
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 
+from microblog.app import create_app
 from microblog.background import JOB_KINDS, recurring_jobs
 from microblog.cache.store import Cache
 from microblog.config import Settings
@@ -27,7 +29,7 @@ from microblog.jobs import processes
 from microblog.jobs.recurring import run_scheduler
 from microblog.jobs.worker import Worker, WorkerOptions
 from microblog.signals import stop_event
-from microblog.web.app import create_app
+from microblog.users.known import KnownUsers
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +103,40 @@ async def warn_about_connection_budget(settings: Settings, pools: Pools) -> None
         )
 
 
+@asynccontextmanager
+async def listening(
+    pools: Pools, *, known_users: KnownUsers | None = None, worker: Worker | None = None
+) -> AsyncIterator[None]:
+    """Every long-lived listener of a process, each on a connection of its own, until the
+    block ends: the web side's for changed users' rows, the job side's for new jobs."""
+    stop = asyncio.Event()
+    listeners = []
+    if known_users is not None:
+        listeners.append(known_users.keep_current(pools.primary_url, stop))
+    if worker is not None:
+        listeners.append(worker.listen(pools.queue_url, stop))
+    tasks = [asyncio.create_task(listener) for listener in listeners]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
 async def serve_http(
-    settings: Settings, pools: Pools, *, host: str, port: int, name: str, stop: asyncio.Event
+    settings: Settings,
+    pools: Pools,
+    known_users: KnownUsers,
+    *,
+    host: str,
+    port: int,
+    name: str,
+    stop: asyncio.Event,
 ) -> None:
     draining = asyncio.Event()
-    app = create_app(settings, pools, instance_name=name, draining=draining)
+    app = create_app(
+        settings, pools, instance_name=name, draining=draining, known_users=known_users
+    )
     config = HypercornConfig()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.graceful_timeout = settings.shutdown_timeout
@@ -124,15 +155,16 @@ async def serve_http(
     await serve(app, config, shutdown_trigger=shutdown_trigger)
 
 
-async def run_jobs(
-    settings: Settings, pools: Pools, process_id: UUID, options: WorkerOptions,
-    stop: asyncio.Event,
-) -> None:  # fmt: skip
-    """The job side of a process: listener, recurring scheduler and worker, until stop."""
+def job_worker(
+    settings: Settings, pools: Pools, process_id: UUID, options: WorkerOptions
+) -> Worker:
     transactions = transactions_with_duties(settings, pools, Cache(pools.cache))
-    worker = Worker(pools, JOB_KINDS, process_id, options, transactions=transactions)
+    return Worker(pools, JOB_KINDS, process_id, options, transactions=transactions)
+
+
+async def run_jobs(settings: Settings, pools: Pools, worker: Worker, stop: asyncio.Event) -> None:
+    """The job side of a process: recurring scheduler and worker, until stop."""
     async with asyncio.TaskGroup() as tasks:
-        tasks.create_task(worker.listen(pools.queue_url, stop))
         tasks.create_task(run_scheduler(pools.queue, recurring_jobs(settings), stop))
         tasks.create_task(worker.run(stop))
 
@@ -150,7 +182,10 @@ def worker_options(
 async def run_web(settings: Settings, *, host: str, port: int, name: str) -> None:
     stop = stop_event()
     async with running_process(settings, "web", name) as (pools, _):
-        await serve_http(settings, pools, host=host, port=port, name=name, stop=stop)
+        known_users = KnownUsers()
+        async with listening(pools, known_users=known_users):
+            await serve_http(settings, pools, known_users, host=host, port=port, name=name,
+                             stop=stop)  # fmt: skip
     log.info("stopped")
 
 
@@ -159,7 +194,9 @@ async def run_worker(settings: Settings, *, name: str, options: WorkerOptions) -
     async with running_process(settings, "worker", name) as (pools, process_id):
         log.info("worker started", extra={"queues": ",".join(options.queues) or "all",
                                            "concurrency": options.concurrency})  # fmt: skip
-        await run_jobs(settings, pools, process_id, options, stop)
+        worker = job_worker(settings, pools, process_id, options)
+        async with listening(pools, worker=worker):
+            await run_jobs(settings, pools, worker, stop)
     log.info("stopped")
 
 
@@ -169,10 +206,14 @@ async def run_combined(
     """Web and worker in one process and one event loop: the seed's workers-in-each-instance."""
     stop = stop_event()
     async with running_process(settings, "combined", name) as (pools, process_id):
-        jobs = asyncio.create_task(run_jobs(settings, pools, process_id, options, stop))
-        try:
-            await serve_http(settings, pools, host=host, port=port, name=name, stop=stop)
-        finally:
-            stop.set()  # if the web side ended on its own (cannot bind), stop the jobs too
-            await jobs
+        known_users = KnownUsers()
+        worker = job_worker(settings, pools, process_id, options)
+        async with listening(pools, known_users=known_users, worker=worker):
+            jobs = asyncio.create_task(run_jobs(settings, pools, worker, stop))
+            try:
+                await serve_http(settings, pools, known_users, host=host, port=port, name=name,
+                                 stop=stop)  # fmt: skip
+            finally:
+                stop.set()  # if the web side ended on its own (cannot bind), stop the jobs too
+                await jobs
     log.info("stopped")

@@ -27,6 +27,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
+from microblog.app import create_app
 from microblog.cache.store import Cache
 from microblog.config import Settings
 from microblog.db.embedded import start_embedded_server
@@ -38,10 +39,12 @@ from microblog.duties import transactions_with_duties
 from microblog.posts.queries import create_post
 from microblog.posts.render import hashtags, mentions
 from microblog.ratelimit.rules import parse_rules
+from microblog.runtime import listening
+from microblog.users import sessions
+from microblog.users.known import KnownUsers
 from microblog.users.passwords import hash_password
 from microblog.users.queries import User, create_user
-from microblog.web import sessions
-from microblog.web.app import create_app
+from microblog.web.state import KEY, AppState
 from tests.servers import PgBouncer, ReplicaServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -282,10 +285,22 @@ async def cache_db(pools: Pools) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-async def app(settings: Settings, pools: Pools) -> AsyncIterator[Quart]:
-    application = create_app(settings, pools, instance_name="test-instance")
-    async with application.test_app():
+def known_users() -> KnownUsers:
+    """The users' rows the test app keeps, while its listener runs."""
+    return KnownUsers()
+
+
+@pytest.fixture
+async def app(settings: Settings, pools: Pools, known_users: KnownUsers) -> AsyncIterator[Quart]:
+    application = create_app(
+        settings, pools, instance_name="test-instance", known_users=known_users
+    )
+    async with application.test_app(), listening(pools, known_users=known_users):
         yield application
+
+
+def app_state(app: Quart) -> AppState:
+    return app.extensions[KEY]
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import json
 import pytest
 from werkzeug.datastructures import FileStorage
 
+from microblog.app import MAX_REQUEST_BYTES
 from microblog.db.transactions import without_duties
 from microblog.follows.queries import follow
 from microblog.posts.queries import like
-from microblog.web.app import MAX_REQUEST_BYTES
 from tests.conftest import DEFAULT_PASSWORD, make_post, make_user
 
 HUGE_ID = "99999999999999999999"  # 20 digits: more than a bigint holds

@@ -7,12 +7,12 @@ import asyncio
 import pgserver
 import pytest
 
+from microblog.app import create_app
 from microblog.config import Settings
 from microblog.db.embedded import DATABASE_NAME, create_database_if_missing
 from microblog.db.migrate import ALL, apply_migrations
 from microblog.db.pools import open_pools
-from microblog.web.app import create_app
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, app_state
 
 
 async def test_up_names_the_instance_when_the_database_answers(browser):
@@ -23,7 +23,7 @@ async def test_up_names_the_instance_when_the_database_answers(browser):
 
 
 async def test_up_is_503_while_draining(app, browser):
-    app.extensions["draining"].set()
+    app_state(app).draining.set()
     response = await browser.get("/up")
     assert response.status_code == 503
     assert "draining" in await response.get_data(as_text=True)

@@ -12,14 +12,10 @@ from dataclasses import replace
 
 import asyncpg
 
+from microblog.app import create_app
 from microblog.users.known import KnownUsers
 from microblog.users.queries import User, user_by_id
-from microblog.web.app import create_app
 from tests.conftest import DEFAULT_PASSWORD, Browser, make_user, wait_until
-
-
-def _known(app) -> KnownUsers:
-    return app.extensions["known_users"]
 
 
 async def _unread_badge(browser: Browser) -> str | None:
@@ -36,28 +32,30 @@ async def _set_unread_unannounced(db, user_id: int, count: int) -> None:
         await db.execute("ALTER TABLE users ENABLE TRIGGER users_updated")
 
 
-async def test_a_visitors_row_is_remembered_while_listening(app, browser, db):
+async def test_a_visitors_row_is_remembered_while_listening(app, browser, db, known_users):
     user = await make_user(db)
     await browser.sign_in(user)
-    await wait_until(lambda: _listening(_known(app)))
+    await wait_until(lambda: _listening(known_users))
     assert await _unread_badge(browser) is None  # read and remembered
     await _set_unread_unannounced(db, user.id, 4)
     assert await _unread_badge(browser) is None  # not read again
 
 
-async def test_a_row_changed_elsewhere_is_read_afresh(app, browser, db):
+async def test_a_row_changed_elsewhere_is_read_afresh(app, browser, db, known_users):
     user = await make_user(db)
     await browser.sign_in(user)
-    await wait_until(lambda: _listening(_known(app)))
+    await wait_until(lambda: _listening(known_users))
     assert await _unread_badge(browser) is None
     await db.execute("UPDATE users SET unread_notifications = 3 WHERE id = $1", user.id)
     await wait_until(lambda: _badge_is(browser, "3"))
 
 
-async def test_a_change_made_here_shows_on_the_next_page_without_waiting(app, browser, db):
+async def test_a_change_made_here_shows_on_the_next_page_without_waiting(
+    app, browser, db, known_users
+):
     user = await make_user(db)
     await browser.sign_in(user)
-    await wait_until(lambda: _listening(_known(app)))
+    await wait_until(lambda: _listening(known_users))
     assert 'value=""' in await browser.text("/settings")  # no display name yet: remembered
     # No notification will come: the process must forget the row because it wrote it.
     await db.execute("ALTER TABLE users DISABLE TRIGGER users_updated")
@@ -70,12 +68,12 @@ async def test_a_change_made_here_shows_on_the_next_page_without_waiting(app, br
 
 
 async def test_a_password_changed_on_another_instance_ends_sessions_here(
-    app, settings, pools, make_browser, db
+    app, settings, pools, make_browser, db, known_users
 ):
     await make_user(db, "hal")
     other_instance = create_app(settings, pools, instance_name="other-instance")
     async with other_instance.test_app():
-        await wait_until(lambda: _listening(_known(app)))
+        await wait_until(lambda: _listening(known_users))
         here = make_browser()
         await here.login("hal")
         assert (await here.get("/settings")).status_code == 200  # remembered here now
@@ -90,10 +88,12 @@ async def test_a_password_changed_on_another_instance_ends_sessions_here(
         assert (await there.get("/settings")).status_code == 200
 
 
-async def test_a_lost_listener_stops_remembering_until_it_is_back(app, browser, db, server_url):
+async def test_a_lost_listener_stops_remembering_until_it_is_back(
+    app, browser, db, server_url, known_users
+):
     user = await make_user(db)
     await browser.sign_in(user)
-    await wait_until(lambda: _listening(_known(app)))
+    await wait_until(lambda: _listening(known_users))
     assert await _unread_badge(browser) is None
     admin = await asyncpg.connect(server_url)
     try:
@@ -110,16 +110,16 @@ async def test_a_lost_listener_stops_remembering_until_it_is_back(app, browser, 
     # Changes made while no one listens are missed: what was remembered is dropped.
     await _set_unread_unannounced(db, user.id, 2)
     await wait_until(lambda: _badge_is(browser, "2"))
-    await wait_until(lambda: _listening(_known(app)))  # reconnected by itself
+    await wait_until(lambda: _listening(known_users))  # reconnected by itself
     assert await _unread_badge(browser) == "2"
     await _set_unread_unannounced(db, user.id, 5)
     assert await _unread_badge(browser) == "2"  # remembered again
 
 
-async def test_emptying_the_table_forgets_every_row(app, browser, db):
+async def test_emptying_the_table_forgets_every_row(app, browser, db, known_users):
     user = await make_user(db)
     await browser.sign_in(user)
-    await wait_until(lambda: _listening(_known(app)))
+    await wait_until(lambda: _listening(known_users))
     assert (await browser.get("/settings")).status_code == 200
     await db.execute("TRUNCATE users CASCADE")
     await wait_until(lambda: _status_is(browser, "/settings", 303))

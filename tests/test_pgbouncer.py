@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from microblog.app import create_app
 from microblog.config import Settings
 from microblog.db.listen import listen
 from microblog.db.migrate import ALL, ensure_schema, migrate_databases
 from microblog.db.pools import DatabaseUnavailable, Pools, open_pool, open_pools
 from microblog.jobs import processes
 from microblog.runtime import warn_about_connection_budget
-from microblog.web.app import create_app
 from tests.conftest import Browser
 from tests.servers import PgBouncer, database_of, server_connections
 

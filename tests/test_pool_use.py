@@ -10,9 +10,9 @@ import dataclasses
 
 import pytest
 
+from microblog.app import create_app
 from microblog.db.pools import open_pools
-from microblog.web.app import create_app
-from tests.conftest import Browser, make_post, make_user
+from tests.conftest import Browser, app_state, make_post, make_user
 
 
 @pytest.fixture
@@ -39,5 +39,5 @@ async def test_every_page_works_with_a_single_pooled_connection(one_connection_a
     await browser.post("/logout")
     for page in ("/", "/public"):
         await browser.text(page)
-    assert one_connection_app.extensions["cache"].stats.errors == 0
+    assert app_state(one_connection_app).cache.stats.errors == 0
     assert "not bumped" not in caplog.text  # the post's duties found a free connection

@@ -7,9 +7,10 @@ from dataclasses import replace
 import pytest
 from jinja2 import DictLoader, Environment
 
+from microblog.app import create_app
 from microblog.posts.cards import CARD_TEMPLATES, markup_version
-from microblog.web.app import create_app
-from tests.conftest import Browser, make_post, make_user
+from microblog.web.state import KEY
+from tests.conftest import Browser, app_state, make_post, make_user
 from tests.test_timelines import post_ids
 
 pytestmark = pytest.mark.both_layouts
@@ -28,7 +29,7 @@ async def test_a_page_seen_again_takes_its_cards_from_memory_without_a_cache_que
 ):
     alice, ids = await _posts_two_days_old(db, 3)
     await browser.sign_in(alice)
-    stats = app.extensions["cache"].stats
+    stats = app_state(app).cache.stats
 
     first = await browser.text("/")
     assert (stats.hits, stats.misses, stats.writes) == (0, 3, 3)  # rendered and shared
@@ -36,7 +37,7 @@ async def test_a_page_seen_again_takes_its_cards_from_memory_without_a_cache_que
     assert again == first
     assert (stats.hits, stats.misses, stats.writes) == (0, 3, 3)  # not even looked up
 
-    app.extensions["local_cards"].clear()  # as in another instance, or after eviction
+    app_state(app).local_cards.clear()  # as in another instance, or after eviction
     assert await browser.text("/") == first
     assert (stats.hits, stats.misses, stats.writes) == (3, 3, 3)  # from the shared cache
     assert post_ids(first) == ids[::-1]
@@ -68,16 +69,18 @@ async def test_each_viewer_gets_their_own_form_fields_in_shared_cards(app, make_
     assert pages[2][0].count("Delete this post?") == 2
 
 
-async def test_with_the_cache_off_every_card_is_rendered_and_nothing_is_kept(settings, pools, db):
+async def test_with_the_cache_off_every_card_is_rendered_and_nothing_is_kept(
+    settings, pools, db, cache_db
+):
     alice, _ = await _posts_two_days_old(db, 2)
     app = create_app(replace(settings, cache_enabled=False), pools, instance_name="no-cache")
     async with app.test_app():
         browser = Browser(app.test_client())
         await browser.sign_in(alice)
         assert await browser.text("/") == await browser.text("/")
-        stats = app.extensions["cache"].stats
-        assert (stats.hits, stats.misses, stats.writes) == (0, 0, 0)
-        assert len(app.extensions["local_cards"]) == 0
+        assert app_state(app).cache is None
+        assert len(app_state(app).local_cards) == 0
+    assert await cache_db.fetchval("SELECT count(*) FROM infra.cache_entries") == 0
 
 
 async def test_instances_that_draw_cards_differently_never_share_them(
@@ -87,12 +90,12 @@ async def test_instances_that_draw_cards_differently_never_share_them(
     looked_up = []
     for markup in ("old", "new", "new"):  # a rolling deploy: two versions side by side
         app = create_app(settings, pools, instance_name=f"drawing-{markup}")
-        app.extensions["card_markup"] = markup
+        app.extensions[KEY] = replace(app_state(app), card_markup=markup)
         async with app.test_app():
             browser = Browser(app.test_client())
             await browser.sign_in(alice)
             await browser.text("/")
-            stats = app.extensions["cache"].stats
+            stats = app_state(app).cache.stats
             looked_up.append((stats.hits, stats.misses))
             await Browser(app.test_client()).text("/public")  # the anonymous page, cached whole
     assert looked_up[0] == (0, 2)  # the old version's cards, drawn and shared

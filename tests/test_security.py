@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from microblog.web.app import create_app
+from microblog.app import create_app
 from microblog.web.assets import STATIC_DIR
 from microblog.web.proxies import ProxyHeadersMiddleware, client_address
 from tests.conftest import make_post, make_user

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
+from microblog.users.sessions import EPOCH, USER_ID
 from microblog.web import csrf, sessions
 from tests.conftest import make_user
 
@@ -54,25 +55,23 @@ async def _logged_in(app, cookie: str) -> bool:
 
 async def test_a_valid_cookie_is_honoured_on_every_request(app, db):
     user = await make_user(db)
-    cookie = _serializer(app).dumps({sessions.USER_ID: user.id, sessions.EPOCH: user.session_epoch})
+    cookie = _serializer(app).dumps({USER_ID: user.id, EPOCH: user.session_epoch})
     assert [await _logged_in(app, cookie) for _ in range(2)] == [True, True]
 
 
 async def test_a_tampered_cookie_is_refused(app, db):
     user = await make_user(db)
     other = await make_user(db)
-    cookie = _serializer(app).dumps({sessions.USER_ID: user.id, sessions.EPOCH: user.session_epoch})
+    cookie = _serializer(app).dumps({USER_ID: user.id, EPOCH: user.session_epoch})
     assert await _logged_in(app, cookie)
-    forged = _serializer(app).dumps(
-        {sessions.USER_ID: other.id, sessions.EPOCH: user.session_epoch}
-    )
+    forged = _serializer(app).dumps({USER_ID: other.id, EPOCH: user.session_epoch})
     payload, signature = forged.split(".", 1)[0], cookie.split(".", 1)[1]
     assert [await _logged_in(app, f"{payload}.{signature}") for _ in range(2)] == [False, False]
 
 
 async def test_a_cookie_older_than_the_session_lifetime_is_refused(app, db):
     user = await make_user(db)
-    data = {sessions.USER_ID: user.id, sessions.EPOCH: user.session_epoch}
+    data = {USER_ID: user.id, EPOCH: user.session_epoch}
     now = int(time.time())
     lifetime = int(app.permanent_session_lifetime.total_seconds())
     recent = _serializer(app, signed_at=now - lifetime + DAY).dumps(data)
@@ -87,7 +86,7 @@ async def test_what_a_request_adds_to_its_session_stays_with_its_response(app, d
     # A cookie without a CSRF token gets one on the first page that shows a form; the next
     # request with the same old cookie must start from what the cookie holds, not from that.
     user = await make_user(db)
-    cookie = _serializer(app).dumps({sessions.USER_ID: user.id, sessions.EPOCH: user.session_epoch})
+    cookie = _serializer(app).dumps({USER_ID: user.id, EPOCH: user.session_epoch})
     tokens = []
     for _ in range(2):
         client = app.test_client(use_cookies=False)

@@ -9,11 +9,11 @@ from microblog.jobs.queue import enqueue
 from microblog.notifications.jobs import followed
 from microblog.users.bios import linked_bios
 from microblog.users.queries import User, user_by_username
+from microblog.users.sessions import current_user, login_required
 from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import keyset_page, remember_place
-from microblog.web.sessions import current_user, login_required
 
 blueprint = Blueprint("follows", __name__)
 blueprint.after_request(remember_place)  # infinite scroll: Back comes back to the same place

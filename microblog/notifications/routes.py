@@ -5,10 +5,10 @@ from __future__ import annotations
 from quart import Blueprint, Response
 
 from microblog.notifications import queries
+from microblog.users.sessions import current_user, login_required
 from microblog.web.db import transaction
 from microblog.web.htmx import render
 from microblog.web.pagination import keyset_page, remember_place
-from microblog.web.sessions import current_user, login_required
 
 blueprint = Blueprint("notifications", __name__)
 blueprint.after_request(remember_place)  # infinite scroll: Back comes back to the same place

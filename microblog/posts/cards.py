@@ -25,12 +25,12 @@ from pathlib import Path
 from cachetools import LRUCache
 from jinja2 import Environment
 from markupsafe import Markup
-from quart import Quart, current_app
 
 from microblog.cache.store import Cache
 from microblog.posts import render
 from microblog.posts.queries import PostView
 from microblog.users.queries import User
+from microblog.web.state import state
 from microblog.web.templating import PageForms, page_forms, relative_time
 
 CARD_TTL = 600.0
@@ -46,9 +46,9 @@ CARD_TEMPLATES = ("post_macros.html", "macros.html", "_timeline.html")
 Shown = tuple  # everything a card shows: its identity in both caches
 
 
-def init_cards(app: Quart) -> None:
-    app.extensions["local_cards"] = LRUCache(LOCAL_CARD_CHARACTERS, getsizeof=len)
-    app.extensions["card_markup"] = markup_version(app.extensions["templates"])
+def local_cards() -> LRUCache[Shown, str]:
+    """Where a process keeps the cards it drew lately."""
+    return LRUCache(LOCAL_CARD_CHARACTERS, getsizeof=len)
 
 
 def markup_version(templates: Environment) -> str:
@@ -93,9 +93,9 @@ async def render_cards(
     now = datetime.now(UTC)
     variant = f"focus={focus},in_thread={in_thread}"
     shown = [_shown(post, viewer, relative_time(post.created_at, now), variant) for post in posts]
-    caching = current_app.extensions["settings"].cache_enabled
-    cache = current_app.extensions["cache"] if caching else None
-    local = current_app.extensions["local_cards"] if caching else {}
+    app = state()
+    cache = app.cache
+    local = app.local_cards if cache else {}
     cards = {key: html for key in shown if (html := local.get(key)) is not None}
     lacking = {key: post for key, post in zip(shown, posts, strict=True) if key not in cards}
     if lacking:
@@ -115,10 +115,10 @@ async def _shared_or_rendered(
     in_thread: bool,
 ) -> dict[Shown, str]:
     """The cards this process lacks: from the shared cache, or rendered and then shared."""
-    markup = current_app.extensions["card_markup"]
+    markup = state().card_markup
     keys = {shown: _shared_key(shown, markup) for shown in lacking}
     shared = await cache.get_many(keys.values()) if cache else {}
-    card = current_app.extensions["templates"].get_template("post_macros.html").module.post_card
+    card = state().templates.get_template("post_macros.html").module.post_card
     found, rendered = {}, {}
     for shown, post in lacking.items():
         html = shared.get(keys[shown])

@@ -14,12 +14,12 @@ from microblog.posts import queries
 from microblog.posts.cards import render_cards
 from microblog.posts.forms import NewPost
 from microblog.posts.render import hashtags, mentions
+from microblog.users.sessions import current_user, login_required
 from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path, referrer_path
 from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import cursor
 from microblog.web.ratelimits import POST_USER
-from microblog.web.sessions import current_user, login_required
 from microblog.web.templating import here
 
 blueprint = Blueprint("posts", __name__)

@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from markupsafe import Markup
-from quart import current_app
 
 from microblog.avatars.queries import AVATARS
 from microblog.cache.store import Cache
@@ -22,6 +21,7 @@ from microblog.db.transactions import Duty
 from microblog.posts.queries import LIKES, POSTS
 from microblog.users.queries import PROFILES
 from microblog.web.htmx import render_template
+from microblog.web.state import state
 
 PAGE_KEY = "public-timeline:first-page"
 VERSION_KEY = "version:public-timeline"
@@ -32,15 +32,9 @@ SHOWS = (POSTS, LIKES, PROFILES, AVATARS)
 log = logging.getLogger(__name__)
 
 
-def _cache() -> Cache | None:
-    if not current_app.extensions["settings"].cache_enabled:
-        return None
-    return current_app.extensions["cache"]
-
-
 async def first_page(compute_page) -> dict[str, Any] | None:
     """{"timeline_html", "empty"} from the cache or freshly rendered; None with the cache off."""
-    cache = _cache()
+    cache = state().cache
     if cache is None:
         return None
 
@@ -50,7 +44,7 @@ async def first_page(compute_page) -> dict[str, Any] | None:
         return {"timeline_html": html, "empty": page["empty"]}
 
     # Known by the version of the code that draws it, as cards are (microblog/posts/cards.py).
-    key = f"{PAGE_KEY}:{current_app.extensions['card_markup']}"
+    key = f"{PAGE_KEY}:{state().card_markup}"
     cached = await cache.fetch(key, TTL, render, version_key=VERSION_KEY)
     # The HTML was rendered, escaped, by our own template; the cache only stored it.
     return {**cached, "timeline_html": Markup(cached["timeline_html"])}  # noqa: S704

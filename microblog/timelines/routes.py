@@ -16,10 +16,10 @@ from microblog.posts.render import tag_key
 from microblog.timelines import public_cache, queries
 from microblog.users.bios import linked_bios
 from microblog.users.queries import user_by_username
+from microblog.users.sessions import current_user
 from microblog.web.db import connection
 from microblog.web.htmx import render
 from microblog.web.pagination import Page, cursor, keyset_page, pages, remember_place
-from microblog.web.sessions import current_user
 
 blueprint = Blueprint("timelines", __name__)
 blueprint.after_request(remember_place)  # infinite scroll: Back comes back to the same place

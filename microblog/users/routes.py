@@ -11,11 +11,11 @@ from microblog.avatars.queries import set_avatar
 from microblog.users import queries
 from microblog.users.forms import USERNAME, Credentials, PasswordChange, Profile
 from microblog.users.passwords import hash_password, needs_rehash, verify_password
+from microblog.users.sessions import current_user, log_in, log_out, login_required, refresh_epoch
 from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html
 from microblog.web.ratelimits import LOGIN_IP, LOGIN_USER, SIGNUP_IP
-from microblog.web.sessions import current_user, log_in, log_out, login_required, refresh_epoch
 
 blueprint = Blueprint("users", __name__)
 

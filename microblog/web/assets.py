@@ -13,8 +13,10 @@ import hashlib
 import re
 from pathlib import Path
 
-from quart import Blueprint, Response, abort, current_app, send_file
+from quart import Blueprint, Response, abort, send_file
 from quart_rate_limiter import rate_exempt
+
+from microblog.web.state import state
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -65,8 +67,7 @@ blueprint = Blueprint("static_files", __name__)
 @blueprint.route("/static/<path:filename>")
 @rate_exempt
 async def static_file(filename: str) -> Response:
-    files: StaticFiles = current_app.extensions["static_files"]
-    found = files.resolve(filename)
+    found = state().static_files.resolve(filename)
     if found is None:
         abort(404)
     path, current = found

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
-from quart import Blueprint, Response, current_app
+from quart import Blueprint, Response
 from quart_rate_limiter import rate_exempt
 
 from microblog.db.outage import DATABASE_OUTAGE
-from microblog.web.db import pools
+from microblog.web.state import state
 
 PROBE_TIMEOUT = 1.0
 
@@ -28,12 +28,12 @@ def _plain(text: str, status: int) -> Response:
 @blueprint.route("/up")
 @rate_exempt
 async def up() -> Response:
-    instance = current_app.extensions["instance_name"]
-    if current_app.extensions["draining"].is_set():
+    instance = state().instance_name
+    if state().draining.is_set():
         return _plain(f"draining {instance}", 503)
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
-            async with pools().primary.acquire() as conn:
+            async with state().pools.primary.acquire() as conn:
                 await conn.fetchval("SELECT 1")
     except DATABASE_OUTAGE:
         return _plain(f"database unavailable {instance}", 503)

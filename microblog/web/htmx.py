@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Response, current_app, g, request
+from quart import Response, g, request
+
+from microblog.web.state import state
 
 
 def render_template(name: str, **context: Any) -> str:
@@ -19,7 +21,7 @@ def render_template(name: str, **context: Any) -> str:
     """
     context.setdefault("request", request)
     context.setdefault("current_user", g.get("user"))
-    return current_app.extensions["templates"].get_template(name).render(context)
+    return state().templates.get_template(name).render(context)
 
 
 def is_htmx() -> bool:

@@ -7,9 +7,10 @@ import re
 import secrets
 import time
 
-from quart import Response, current_app, g, request
+from quart import Response, g, request
 
 from microblog import logs
+from microblog.web.state import state
 
 REQUEST_ID_HEADER = "X-Request-ID"
 INSTANCE_HEADER = "X-Instance"
@@ -27,7 +28,7 @@ async def start_request() -> None:
 
 
 async def finish_request(response: Response) -> Response:
-    response.headers[INSTANCE_HEADER] = current_app.extensions["instance_name"]
+    response.headers[INSTANCE_HEADER] = state().instance_name
     if "request_id" not in g:  # failed before start_request ran
         return response
     response.headers[REQUEST_ID_HEADER] = g.request_id

@@ -31,6 +31,7 @@ from microblog.db.pools import acquire
 from microblog.ratelimit.rules import DEFAULTS, Rule
 from microblog.ratelimit.store import Check, Verdict, admit
 from microblog.web.forms import storable
+from microblog.web.state import state
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class SharedRateLimiter(RateLimiter):
         if not checks:
             return
         try:
-            async with acquire(current_app.extensions["pools"].cache, 1.0) as conn:
+            async with acquire(state().pools.cache, 1.0) as conn:
                 verdicts = await admit(conn, checks)
         except DATABASE_OUTAGE as error:
             # Without the shared counters, refusing everyone would turn a cache outage into a

@@ -11,7 +11,9 @@ year. Never in development: it would pin http://127.0.0.1 to https in the develo
 
 from __future__ import annotations
 
-from quart import Response, current_app, request
+from quart import Response, request
+
+from microblog.web.state import state
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -46,6 +48,6 @@ async def add_security_headers(response: Response) -> Response:
     for name, value in HEADERS.items():
         if name.lower() not in present:
             response.headers.add(name, value)
-    if request.scheme == "https" and current_app.extensions["settings"].is_production:
+    if request.scheme == "https" and state().settings.is_production:
         response.headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
     return response

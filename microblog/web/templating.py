@@ -6,12 +6,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from jinja2 import Environment
 from markupsafe import Markup
-from quart import Quart, current_app, request
+from quart import Quart, request
 
 from microblog.web.csrf import csrf_token
 from microblog.web.forms import local_path, site_path
 from microblog.web.htmx import is_htmx
+from microblog.web.state import state
 
 
 def relative_time(moment: datetime, now: datetime | None = None) -> str:
@@ -53,7 +55,7 @@ def initial(name: str) -> str:
 
 
 def static_url(name: str) -> str:
-    return current_app.extensions["static_files"].url(name)
+    return state().static_files.url(name)
 
 
 def here() -> str:
@@ -84,7 +86,8 @@ def page_forms() -> PageForms:
     )
 
 
-def init_templating(app: Quart) -> None:
+def init_templating(app: Quart) -> Environment:
+    """The app's templates, with what every template may use, for rendering without awaits."""
     app.jinja_env.globals.update(
         static_url=static_url,
         csrf_token=csrf_token,
@@ -97,8 +100,9 @@ def init_templating(app: Quart) -> None:
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
-    app.extensions["templates"] = templates = app.jinja_env.overlay(enable_async=False)
+    templates = app.jinja_env.overlay(enable_async=False)
     # The shared macros (templates/macros.html) as one global, `macros.csrf()` and the like:
     # `{% from "macros.html" import ... %}` costs every render a set difference over the
     # globals in Python, twice on every timeline page.
     templates.globals["macros"] = templates.get_template("macros.html").module
+    return templates

@@ -8,9 +8,9 @@ from dataclasses import replace
 import asyncpg
 import pytest
 
+from microblog.app import create_app
 from microblog.ratelimit.rules import parse_rules
 from microblog.ratelimit.store import Check, admit, prune
-from microblog.web.app import create_app
 from tests.conftest import UNREACHABLE, Browser, make_user
 
 pytestmark = pytest.mark.both_layouts

@@ -11,11 +11,10 @@ from typing import Any
 
 import asyncpg
 
+from microblog.cli.common import add_command
 from microblog.config import Settings
 from microblog.db.pools import open_pools
 from microblog.jobs import admin, processes
-
-AddCommand = Callable[..., argparse.ArgumentParser]
 
 
 def _run(settings: Settings, action: Callable[[asyncpg.Connection], Awaitable[int]]) -> int:
@@ -96,7 +95,7 @@ def _discard(settings: Settings, args: argparse.Namespace) -> int:
     return _run(settings, discard)
 
 
-def add_jobs_commands(commands: Any, add_command: AddCommand) -> None:
+def add_jobs_commands(commands: Any) -> None:
     jobs = add_command(commands, "jobs", None, "inspect and act on the job queue")
     actions = jobs.add_subparsers(title="actions", metavar="ACTION", required=True)
     add_command(actions, "stats", _stats, "jobs per queue and state, and the oldest due job")

@@ -1,0 +1,114 @@
+"""create_app: one Quart app from settings and already-open pools. No module-level app.
+
+The one place that knows every part of the site: it registers every blueprint and wires the
+parts that would otherwise import each other, such as the logins' cached user rows.
+Long-lived listeners are not started here but by the run modes (microblog/runtime.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from quart import Quart
+
+from microblog.avatars.routes import blueprint as avatars_blueprint
+from microblog.cache.store import Cache
+from microblog.config import Settings
+from microblog.db.pools import Pools
+from microblog.duties import transactions_with_duties
+from microblog.follows.routes import blueprint as follows_blueprint
+from microblog.notifications.routes import blueprint as notifications_blueprint
+from microblog.posts.cards import local_cards, markup_version
+from microblog.posts.routes import blueprint as posts_blueprint
+from microblog.timelines.routes import blueprint as timelines_blueprint
+from microblog.users.known import KnownUsers
+from microblog.users.routes import blueprint as users_blueprint
+from microblog.users.sessions import init_logins
+from microblog.web import assets, csrf, health, observability, security, sessions, state
+from microblog.web.converters import IdConverter, UsernameConverter
+from microblog.web.errors import register_error_handlers
+from microblog.web.forms import read_body_first
+from microblog.web.proxies import ProxyHeadersMiddleware
+from microblog.web.ratelimits import init_rate_limits
+from microblog.web.templating import init_templating
+
+# Larger bodies get 413 before any handler reads them. Forms here are small text.
+MAX_REQUEST_BYTES = 1024 * 1024
+SESSION_LIFETIME = timedelta(days=30)
+BLUEPRINTS = (
+    health.blueprint,
+    assets.blueprint,
+    timelines_blueprint,
+    users_blueprint,
+    posts_blueprint,
+    follows_blueprint,
+    notifications_blueprint,
+    avatars_blueprint,
+)
+
+
+def create_app(
+    settings: Settings,
+    pools: Pools,
+    *,
+    instance_name: str,
+    draining: asyncio.Event | None = None,
+    known_users: KnownUsers | None = None,
+) -> Quart:
+    """The app. `known_users` keeps users' rows only while its listener runs (the run modes
+    start it); without one, every request reads its visitor's row."""
+    app = Quart(__name__, template_folder=str(assets.TEMPLATES_DIR), static_folder=None)
+    _configure(app, settings)
+    cache = Cache(pools.cache)
+    transactions = transactions_with_duties(settings, pools, cache)
+    templates = init_templating(app)
+    app.extensions[state.KEY] = state.AppState(
+        settings=settings,
+        pools=pools,
+        transactions=transactions,
+        cache=cache if settings.cache_enabled else None,
+        instance_name=instance_name,
+        draining=draining or asyncio.Event(),
+        static_files=assets.StaticFiles(assets.STATIC_DIR),
+        templates=templates,
+        local_cards=local_cards(),
+        card_markup=markup_version(templates),
+    )
+    app.url_map.converters["id"] = IdConverter
+    app.url_map.converters["username"] = UsernameConverter
+    app.url_map.strict_slashes = False
+
+    app.before_request(observability.start_request)
+    app.session_interface = sessions.CookieSessions()
+    init_logins(app, known_users or KnownUsers(), transactions)
+    app.before_request(read_body_first)
+    # After the user is known: post_user counts per user.
+    init_rate_limits(app, {rule.name: rule for rule in settings.rate_limits})
+    app.before_request(csrf.protect)
+    app.after_request(security.add_security_headers)
+    app.after_request(observability.finish_request)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    app.asgi_app = ProxyHeadersMiddleware(app.asgi_app, settings.trusted_proxies)
+    return app
+
+
+def _configure(app: Quart, settings: Settings) -> None:
+    secret_key, fallbacks = sessions.signing_keys(settings)
+    app.config.update(
+        SECRET_KEY=secret_key,
+        SECRET_KEY_FALLBACKS=fallbacks,
+        SESSION_COOKIE_NAME="microblog_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # A session lasts 30 days from log-in; re-signing the cookie on every response would
+        # cost every request a signature and a Set-Cookie header.
+        SESSION_REFRESH_EACH_REQUEST=False,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
+        PREFER_SECURE_URLS=settings.is_production,
+    )

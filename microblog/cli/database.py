@@ -1,0 +1,92 @@
+"""`migrate`, `db` and `seed`: the database's schema, the embedded server, demo data."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from microblog.cli.common import CommandError, add_command, argument
+from microblog.config import Settings, positive_int, whole_number
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from microblog.db.migrate import migrate_databases
+    from microblog.db.pools import open_pools
+
+    async def migrate() -> list[str]:
+        async with open_pools(settings, application_name="microblog migrate") as pools:
+            return await migrate_databases(pools)
+
+    applied = asyncio.run(migrate())
+    for version in applied:
+        print(f"applied {version}")
+    if not applied:
+        print("the schema is up to date")
+    return 0
+
+
+def _seed(settings: Settings, args: argparse.Namespace) -> int:
+    from microblog.db.migrate import ensure_schema
+    from microblog.db.pools import open_pools
+    from microblog.seed import DEMO_PASSWORD, SeedPlan, seed
+
+    follows = args.follows if args.follows is not None else args.users * 20
+    plan = SeedPlan(users=args.users, posts=args.posts, follows=follows)
+
+    async def run() -> None:
+        async with open_pools(settings, application_name="microblog seed") as pools:
+            await ensure_schema(pools, migrate=not settings.is_production)
+            async with pools.primary.acquire() as conn:
+                await seed(conn, plan, progress=sys.stderr.isatty() or args.progress)
+
+    asyncio.run(run())
+    print(
+        f"seeded {plan.users} users, {plan.posts} posts and up to {plan.follows} follows; "
+        f"every demo account's password is {DEMO_PASSWORD!r}"
+    )
+    return 0
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.database_url:
+        raise CommandError("DATABASE_URL is set: `db` only runs the embedded server")
+    if args.replica:
+        from microblog.db.embedded_replica import run_replica_in_foreground
+
+        asyncio.run(run_replica_in_foreground(settings.data_dir))
+    else:
+        from microblog.db.embedded import run_in_foreground
+
+        asyncio.run(run_in_foreground(settings.data_dir))
+    return 0
+
+
+def add_migrate_command(commands: Any) -> None:
+    add_command(commands, "migrate", _migrate, "apply pending database migrations")
+
+
+def add_db_and_seed_commands(commands: Any) -> None:
+    db = add_command(
+        commands, "db", _db, "run the embedded PostgreSQL in the foreground and print its URL"
+    )
+    db.add_argument(
+        "--replica",
+        action="store_true",
+        help="run a streaming replica of it instead, kept in the data folder",
+    )
+    seed = add_command(commands, "seed", _seed, "generate demo or benchmark data")
+    seed.add_argument(
+        "--users", type=argument(positive_int), required=True, help="accounts to create"
+    )
+    seed.add_argument("--posts", type=argument(positive_int), required=True, help="posts to create")
+    seed.add_argument(
+        "--follows",
+        type=argument(whole_number),
+        default=None,
+        help="follows to create (default: 20 per user)",
+    )
+    seed.add_argument(
+        "--progress", action="store_true", help="show the progress bar even when not on a terminal"
+    )

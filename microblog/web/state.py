@@ -1,0 +1,45 @@
+"""What an app holds for its lifetime, built once by create_app (microblog/app.py).
+
+One typed object instead of a bag of names: every part of a request reads what it needs from
+`state()`, and a misspelt field is an error where it is written, not a KeyError at run time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from jinja2 import Environment
+from quart import current_app
+
+from microblog.cache.store import Cache
+from microblog.config import Settings
+from microblog.db.pools import Pools
+from microblog.db.transactions import Transactions
+
+if TYPE_CHECKING:  # assets.py serves files through state(): no import at run time
+    from microblog.web.assets import StaticFiles
+
+KEY = "microblog"
+
+
+@dataclass(frozen=True)
+class AppState:
+    settings: Settings
+    pools: Pools
+    transactions: Transactions
+    cache: Cache | None  # None with CACHE=off
+    instance_name: str
+    draining: asyncio.Event  # set when the instance stops taking traffic
+    static_files: StaticFiles
+    templates: Environment  # the app's templates, rendered synchronously (web/htmx.py)
+    # Post cards this process drew lately, by what they show (posts/cards.py), and the
+    # version of the code that draws them.
+    local_cards: MutableMapping[tuple, str]
+    card_markup: str
+
+
+def state() -> AppState:
+    return current_app.extensions[KEY]
