@@ -84,7 +84,7 @@ def create_app(
     init_logins(app, known_users or KnownUsers(), transactions)
     app.before_request(read_body_first)
     # After the user is known: post_user counts per user.
-    init_rate_limits(app, {rule.name: rule for rule in settings.rate_limits})
+    init_rate_limits(app, settings.rate_limits)
     app.before_request(csrf.protect)
     app.after_request(security.add_security_headers)
     app.after_request(observability.finish_request)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response, abort, request
-from quart_rate_limiter import rate_exempt
 
 from microblog.avatars.queries import avatar_by_username
 from microblog.web.assets import IMMUTABLE
 from microblog.web.db import connection
+from microblog.web.ratelimits import exempt
 
 blueprint = Blueprint("avatars", __name__)
 
 
 @blueprint.route("/@<username:username>/avatar")
-@rate_exempt  # a timeline shows twenty of them, and each is one indexed read
+@exempt  # a timeline shows twenty of them, and each is one indexed read
 async def avatar(username: str) -> Response:
     async with connection() as conn:
         found = await avatar_by_username(conn, username)

@@ -6,7 +6,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from quart import Blueprint, Response, abort, redirect, request
-from quart_rate_limiter import rate_limit
 
 from microblog.jobs.queue import enqueue
 from microblog.notifications.jobs import post_created, post_liked
@@ -19,7 +18,7 @@ from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path, referrer_path
 from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import cursor
-from microblog.web.ratelimits import POST_USER
+from microblog.web.ratelimits import POST_USER, limited
 from microblog.web.templating import here
 
 blueprint = Blueprint("posts", __name__)
@@ -29,7 +28,7 @@ DELETED = "deleted"  # the query parameter that says a post was just deleted
 
 
 @blueprint.route("/posts", methods=["POST"])
-@rate_limit(limits=[POST_USER])
+@limited(POST_USER)
 @login_required
 async def create() -> Response:
     user = current_user()

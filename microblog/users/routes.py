@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response, redirect, request
-from quart_rate_limiter import rate_limit
 
 from microblog.avatars import queries as avatars
 from microblog.avatars.images import digest, image_type, problem
@@ -15,7 +14,7 @@ from microblog.users.sessions import current_user, log_in, log_out, login_requir
 from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html
-from microblog.web.ratelimits import LOGIN_IP, LOGIN_USER, SIGNUP_IP
+from microblog.web.ratelimits import LOGIN_IP, LOGIN_USER, SIGNUP_IP, limited
 
 blueprint = Blueprint("users", __name__)
 
@@ -23,7 +22,7 @@ LOGIN_FAILED = "Wrong username or password."
 
 
 @blueprint.route("/signup", methods=["GET", "POST"])
-@rate_limit(limits=[SIGNUP_IP])
+@limited(SIGNUP_IP)
 async def signup() -> Response:
     if request.method == "GET":
         return await html("signup.html", form=Credentials("", ""))
@@ -41,7 +40,7 @@ async def signup() -> Response:
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
-@rate_limit(limits=[LOGIN_IP, LOGIN_USER])
+@limited(LOGIN_IP, LOGIN_USER)
 async def login() -> Response:
     if request.method == "GET":
         next_path = local_path(request.args.get("next"))

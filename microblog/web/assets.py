@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 
 from quart import Blueprint, Response, abort, send_file
-from quart_rate_limiter import rate_exempt
 
+from microblog.web.ratelimits import exempt
 from microblog.web.state import state
 
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ blueprint = Blueprint("static_files", __name__)
 
 
 @blueprint.route("/static/<path:filename>")
-@rate_exempt
+@exempt
 async def static_file(filename: str) -> Response:
     found = state().static_files.resolve(filename)
     if found is None:

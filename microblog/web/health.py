@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 
 from quart import Blueprint, Response
-from quart_rate_limiter import rate_exempt
 
 from microblog.db.outage import DATABASE_OUTAGE
+from microblog.web.ratelimits import exempt
 from microblog.web.state import state
 
 PROBE_TIMEOUT = 1.0
@@ -26,7 +26,7 @@ def _plain(text: str, status: int) -> Response:
 
 
 @blueprint.route("/up")
-@rate_exempt
+@exempt
 async def up() -> Response:
     instance = state().instance_name
     if state().draining.is_set():

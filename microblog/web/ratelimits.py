@@ -1,39 +1,45 @@
-"""Rate limits on routes, declared with quart-rate-limiter, decided in PostgreSQL.
+"""Rate limits on routes, decided in PostgreSQL by one statement per request.
 
-Routes declare named limits with quart-rate-limiter's decorator:
+Routes declare the limits they add, by name:
 
-    @rate_limit(limits=[LOGIN_IP, LOGIN_USER])
+    @limited(LOGIN_IP, LOGIN_USER)
 
-and the app-wide GLOBAL_IP limit applies to every route not marked @rate_exempt. The numbers
-come from RATE_LIMITS (see microblog/ratelimit/rules.py), looked up by name when the app is
-built.
+and GLOBAL_IP applies to every route not marked @exempt. The numbers come from RATE_LIMITS
+(microblog/ratelimit/rules.py), looked up by the limit's name; a rule that is off is not
+checked.
 
 quart-rate-limiter's store interface is a get followed by a set: two instances can both read
-the same state and both admit, so under a race more requests than the limit get through. Its
-decision step is therefore replaced, at the depth where it is made: every limit of a request is
-checked and counted by one SQL statement (microblog/ratelimit/store.py), atomically per key.
-The library still provides the declarations, the exemptions and the 429 exception.
+the same state and both admit, so under a race more requests than the limit get through. So
+the hook and the decorators are our own, and every limit of a request is checked and counted by
+one SQL statement (microblog/ratelimit/store.py), atomically per key. The library gives the 429
+exception, which carries Retry-After.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 from math import ceil
+from typing import TypeVar
 
 from quart import Quart, Response, current_app, g, request
-from quart_rate_limiter import RateLimit, RateLimiter, RateLimitExceeded
+from quart_rate_limiter import RateLimitExceeded
 
 from microblog.db.outage import DATABASE_OUTAGE
 from microblog.db.pools import acquire
-from microblog.ratelimit.rules import DEFAULTS, Rule
+from microblog.ratelimit.rules import Rule
 from microblog.ratelimit.store import Check, Verdict, admit
 from microblog.web.forms import storable
 from microblog.web.state import state
 
 log = logging.getLogger(__name__)
+
+View = TypeVar("View", bound=Callable)
+# Where the decorators leave their marks on a view function.
+LIMITS = "microblog_rate_limits"
+EXEMPT = "microblog_rate_exempt"
 
 
 def client_subject() -> str:
@@ -47,6 +53,15 @@ def client_subject() -> str:
     if address.ipv4_mapped:
         return str(address.ipv4_mapped)
     return str(ipaddress.ip_network(f"{address}/64", strict=False))
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A limit a request counts against: the RATE_LIMITS rule `name`, per subject."""
+
+    name: str
+    subject: Callable[[], Awaitable[str]]  # whom this request counts against
+    methods: frozenset[str] | None = None  # only requests with these methods count; None: all
 
 
 async def _ip() -> str:
@@ -64,50 +79,45 @@ async def _user() -> str:
     return str(user.id) if user else client_subject()
 
 
-async def _unless_post() -> bool:
-    return request.method != "POST"
+POSTS = frozenset({"POST"})
+LOGIN_IP = Limit("login_ip", _ip, POSTS)
+LOGIN_USER = Limit("login_user", _submitted_username, POSTS)
+SIGNUP_IP = Limit("signup_ip", _ip, POSTS)
+POST_USER = Limit("post_user", _user, POSTS)
+GLOBAL_IP = Limit("global_ip", _ip)
 
 
-@dataclass
-class NamedLimit(RateLimit):
-    """A limit whose numbers come from the RATE_LIMITS rule of the same name."""
+def limited(*limits: Limit) -> Callable[[View], View]:
+    """The route counts against `limits` as well as GLOBAL_IP."""
 
-    name: str = ""
+    def mark(view: View) -> View:
+        setattr(view, LIMITS, (*getattr(view, LIMITS, ()), *limits))
+        return view
 
-
-def _named(name: str, key_function, skip_function=None) -> NamedLimit:
-    rule = DEFAULTS[name]
-    return NamedLimit(
-        rule.count, timedelta(seconds=rule.period), key_function, skip_function, name=name
-    )
+    return mark
 
 
-LOGIN_IP = _named("login_ip", _ip, _unless_post)
-LOGIN_USER = _named("login_user", _submitted_username, _unless_post)
-SIGNUP_IP = _named("signup_ip", _ip, _unless_post)
-POST_USER = _named("post_user", _user, _unless_post)
-GLOBAL_IP = _named("global_ip", _ip)
+def exempt(view: View) -> View:
+    """The route counts against no limit at all, GLOBAL_IP included."""
+    setattr(view, EXEMPT, True)
+    return view
 
 
-class SharedRateLimiter(RateLimiter):
-    def __init__(self, app: Quart, rules: dict[str, Rule]) -> None:
+class RateLimits:
+    def __init__(self, rules: dict[str, Rule]) -> None:
         self.rules = rules
-        super().__init__(app, default_limits=[GLOBAL_IP])
 
-    def _rule(self, limit: RateLimit) -> Rule | None:
-        return self.rules.get(limit.name) if isinstance(limit, NamedLimit) else None
-
-    async def _before_request(self) -> None:
+    async def check(self) -> None:
+        """Before the view: count the request against its limits, or refuse it with 429."""
         view = current_app.view_functions.get(request.endpoint)
-        if view is None:
+        if view is None or getattr(view, EXEMPT, False):  # no route, or /up and static files
             return
-        blueprint = current_app.blueprints.get(request.blueprint)
         checks: list[Check] = []
-        for limit in self._get_limits_for_view_function(view, blueprint):
-            rule = self._rule(limit)
-            if rule is None or await self._should_skip(limit):
+        for limit in (*getattr(view, LIMITS, ()), GLOBAL_IP):
+            rule = self.rules.get(limit.name)
+            if rule is None or (limit.methods and request.method not in limit.methods):
                 continue
-            subject = await (limit.key_function or self.key_function)()
+            subject = await limit.subject()
             checks.append(Check(f"{rule.name}:{subject}", rule.inverse, rule.period))
         if not checks:
             return
@@ -124,7 +134,7 @@ class SharedRateLimiter(RateLimiter):
         if refused:
             raise RateLimitExceeded(ceil(max(v.retry_after(c) for v, c in refused)))
 
-    async def _after_request(self, response: Response) -> Response:
+    async def add_headers(self, response: Response) -> Response:
         """RateLimit-* headers for the tightest limit the request was checked against."""
         if "rate_limit" in g:
             checks, verdicts = g.rate_limit
@@ -140,8 +150,11 @@ def _paired(verdicts: list[Verdict], checks: list[Check]) -> list[tuple[Verdict,
     return [(verdict, by_key[verdict.key]) for verdict in verdicts]
 
 
-def init_rate_limits(app: Quart, rules: dict[str, Rule]) -> None:
-    if not rules:
+def init_rate_limits(app: Quart, rules: Iterable[Rule]) -> None:
+    by_name = {rule.name: rule for rule in rules}
+    if not by_name:
         log.warning("RATE_LIMITS=off: every rate limit is disabled; use this for load tests only")
         return
-    SharedRateLimiter(app, rules)
+    limits = RateLimits(by_name)
+    app.before_request(limits.check)
+    app.after_request(limits.add_headers)
