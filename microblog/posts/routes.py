@@ -17,7 +17,7 @@ from microblog.users.sessions import current_user, login_required
 from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path, referrer_path
 from microblog.web.htmx import html, is_htmx, render
-from microblog.web.pagination import cursor
+from microblog.web.pagination import cursor, page_of
 from microblog.web.ratelimits import POST_USER, limited
 from microblog.web.templating import here
 
@@ -72,19 +72,20 @@ async def show(post_id: int) -> Response:
         if post is None:
             abort(404, "This post does not exist, or it was deleted.")
         thread = await queries.ancestors(conn, post_id, viewer_id)
-        replies = await queries.replies(conn, post_id, viewer_id, after, REPLIES_PER_PAGE + 1)
-        more = len(replies) > REPLIES_PER_PAGE
-        replies = replies[:REPLIES_PER_PAGE]
+        replies = page_of(
+            await queries.replies(conn, post_id, viewer_id, after, REPLIES_PER_PAGE + 1),
+            REPLIES_PER_PAGE,
+        )
     cards = {
         "thread_cards": await render_cards(thread, viewer, in_thread=True),
         "focus_card": await render_cards([post], viewer, focus=True, in_thread=True),
-        "reply_cards": await render_cards(replies, viewer, in_thread=True),
+        "reply_cards": await render_cards(replies.rows, viewer, in_thread=True),
     }
     return await render(
         "post.html",
         "_replies.html",
         post=post,
-        more_after=replies[-1].id if more else None,
+        more_after=replies.rows[-1].id if replies.more else None,
         reply=NewPost(body="", in_reply_to=post.id),
         **cards,
     )

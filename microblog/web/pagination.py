@@ -57,12 +57,16 @@ def pages() -> int:
     return min(value, MAX_PAGES)
 
 
+def page_of(rows: list[Row], size: int) -> Page[Row]:
+    """A page of `size` rows from rows fetched with a limit of size + 1: one row more than
+    the page, so that whether it came says whether more follow, without counting."""
+    return Page(rows[:size], len(rows) > size)
+
+
 async def keyset_page(fetch: Callable[[int | None, int], Awaitable[list[Row]]]) -> Page[Row]:
-    """The rows this request shows: `fetch(before, limit)` is asked for one row more than that,
-    to know whether more follow."""
+    """The rows this request shows, from `fetch(before, limit)`."""
     shown = PAGE_SIZE * pages()
-    rows = await fetch(cursor("before"), shown + 1)
-    return Page(rows[:shown], len(rows) > shown)
+    return page_of(await fetch(cursor("before"), shown + 1), shown)
 
 
 async def remember_place(response: Response) -> Response:
