@@ -13,6 +13,7 @@ from datetime import timedelta
 from quart import Quart
 
 from microblog.avatars.routes import blueprint as avatars_blueprint
+from microblog.avatars.routes import pictures as pictures_blueprint
 from microblog.cache.store import Cache
 from microblog.config import Settings
 from microblog.db.pools import Pools
@@ -45,6 +46,7 @@ BLUEPRINTS = (
     follows_blueprint,
     notifications_blueprint,
     avatars_blueprint,
+    pictures_blueprint,
 )
 
 

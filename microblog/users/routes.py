@@ -1,12 +1,9 @@
-"""Sign-up, log-in, log-out and settings."""
+"""Sign-up, log-in, log-out and settings (the picture on the settings page: avatars/routes.py)."""
 
 from __future__ import annotations
 
 from quart import Blueprint, Response, redirect, request
 
-from microblog.avatars import queries as avatars
-from microblog.avatars.images import digest, image_type, problem
-from microblog.avatars.queries import set_avatar
 from microblog.users import queries
 from microblog.users.forms import USERNAME, Credentials, PasswordChange, Profile
 from microblog.users.passwords import hash_password, needs_rehash, verify_password
@@ -73,7 +70,7 @@ async def logout() -> Response:
     return redirect("/", 303)
 
 
-async def _settings_page(status: int = 200, **forms: object) -> Response:
+async def settings_page(status: int = 200, **forms: object) -> Response:
     """The settings page, with the forms not given filled from the current user."""
     user = current_user()
     forms.setdefault("profile", Profile(display_name=user.display_name, bio=user.bio))
@@ -86,10 +83,10 @@ async def _settings_page(status: int = 200, **forms: object) -> Response:
 async def settings() -> Response:
     user = current_user()
     if request.method == "GET":
-        return await _settings_page()
+        return await settings_page()
     profile = Profile.parse(await request.form)
     if profile.errors:
-        return await _settings_page(422, profile=profile)
+        return await settings_page(422, profile=profile)
     async with transaction() as conn:
         await queries.update_profile(conn, user.id, profile.display_name, profile.bio)
     return redirect("/settings?saved=profile", 303)
@@ -106,30 +103,9 @@ async def change_password() -> Response:
         if not await verify_password(current_hash, change.current):
             change.errors["current_password"] = "That is not your current password."
     if change.errors:
-        return await _settings_page(422, change=change)
+        return await settings_page(422, change=change)
     new_hash = await hash_password(change.new)
     async with transaction() as conn:
         updated = await queries.set_password(conn, user.id, new_hash)
     refresh_epoch(updated)
     return redirect("/settings?saved=password", 303)
-
-
-@blueprint.route("/settings/avatar", methods=["POST"])
-@login_required
-async def upload_avatar() -> Response:
-    user = current_user()
-    upload = (await request.files).get("avatar")
-    data = upload.read() if upload else b""
-    if message := problem(data):
-        return await _settings_page(422, avatar_error=message)
-    async with transaction() as conn:
-        await set_avatar(conn, user.id, image_type(data), data, digest(data))
-    return redirect("/settings?saved=avatar", 303)
-
-
-@blueprint.route("/settings/avatar/delete", methods=["POST"])
-@login_required
-async def remove_avatar() -> Response:
-    async with transaction() as conn:
-        await avatars.remove_avatar(conn, current_user().id)
-    return redirect("/settings?saved=avatar-removed", 303)

@@ -30,7 +30,7 @@ View = TypeVar("View", bound=Callable[..., Awaitable[Any]])
 
 
 # Health checks and static files never need to know who is asking: no query for them.
-ANONYMOUS_BLUEPRINTS = frozenset({"health", "static_files", "avatars"})
+ANONYMOUS_BLUEPRINTS = frozenset({"health", "static_files", "pictures"})
 
 
 def init_logins(app: Quart, known: KnownUsers, transactions: Transactions) -> None:
