@@ -23,6 +23,10 @@ from microblog.jobs.registry import JobKind
 CHANNEL = "microblog_jobs"
 log = logging.getLogger(__name__)
 
+# A SELECT in WITH runs only as far as the main query reads it, so a statement whose `wake` CTE
+# notifies workers joins its count: the notifications are sent, whatever the main query returns.
+WAKE = "(SELECT count(*) FROM wake) AS woke"
+
 
 @dataclass(frozen=True)
 class ClaimedJob:
@@ -93,7 +97,7 @@ _ENQUEUE_MANY = f"""
     ), wake AS (
         SELECT pg_notify('{CHANNEL}', $1) WHERE coalesce($5, now()) <= now()
     )
-    SELECT id FROM jobs, (SELECT count(*) FROM wake) AS woke ORDER BY id
+    SELECT id FROM jobs, {WAKE} ORDER BY id
 """
 
 
@@ -247,7 +251,7 @@ async def hand_back(conn: asyncpg.Connection, process_id: UUID, job_ids: list[in
         ), wake AS (
             SELECT pg_notify('{CHANNEL}', queue) FROM (SELECT DISTINCT queue FROM back) AS q
         )
-        SELECT count(*) FROM back, (SELECT count(*) FROM wake) AS woke
+        SELECT count(*) FROM back, {WAKE}
         """,
         job_ids,
         process_id,
@@ -273,7 +277,7 @@ async def release_orphans(conn: asyncpg.Connection) -> int:
         ), wake AS (
             SELECT pg_notify('{CHANNEL}', queue) FROM (SELECT DISTINCT queue FROM released) AS q
         )
-        SELECT count(*) AS released FROM released, (SELECT count(*) FROM wake) AS woke
+        SELECT count(*) AS released FROM released, {WAKE}
         """
     )
     return rows[0]["released"] if rows else 0
