@@ -18,7 +18,6 @@ code that draws them, so during a rolling deploy old and new instances never swa
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,9 +122,9 @@ async def _shared_or_rendered(
     for shown, post in lacking.items():
         html = shared.get(keys[shown])
         if html is None:
-            view = replace(post, body_html=render.render_body(post.body, set(post.mentioned)))
+            body = render.render_body(post.body, set(post.mentioned))
             html = rendered[keys[shown]] = str(
-                card(view, viewer, _PLACEHOLDER, focus=focus, in_thread=in_thread)
+                card(post, body, viewer, _PLACEHOLDER, focus=focus, in_thread=in_thread)
             )
         found[shown] = html
     if cache:

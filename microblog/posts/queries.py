@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from markupsafe import Markup
 
 from microblog.db.transactions import Change, changed
 from microblog.notifications.queries import forget_post
@@ -33,7 +32,6 @@ class PostView:
     created_at: datetime
     liked: bool
     mentioned: list[str]  # the lower-cased names of the accounts it mentions, sorted
-    body_html: Markup | None = None
 
     @property
     def author_name(self) -> str:
