@@ -50,6 +50,7 @@ from tests.servers import PgBouncer, ReplicaServer
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key-base-" + "x" * 40
 DEFAULT_PASSWORD = "correct horse battery"
+HTMX = {"HX-Request": "true"}  # the header htmx sends with every request it makes
 # Nothing listens on port 1: connecting fails as it does to a database server that is down.
 UNREACHABLE = "postgresql://microblog@127.0.0.1:1/microblog"
 GENEROUS_LIMITS = (
@@ -336,6 +337,11 @@ async def make_post(
         )
     assert post_id is not None
     return post_id
+
+
+def post_ids(html: str) -> list[int]:
+    """Ids of the posts on a page, in page order."""
+    return [int(found) for found in re.findall(r'<article class="post[^"]*" id="post-(\d+)"', html)]
 
 
 @dataclass

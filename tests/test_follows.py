@@ -8,11 +8,9 @@ import pytest
 
 from microblog.follows.queries import follow
 from microblog.web.pagination import PAGE_SIZE
-from tests.conftest import make_user
+from tests.conftest import HTMX, make_user
 
 pytestmark = pytest.mark.both_layouts
-
-HTMX = {"HX-Request": "true"}
 
 
 def listed(html: str) -> list[str]:

@@ -12,7 +12,7 @@ from microblog.config import Settings
 from microblog.db.embedded import DATABASE_NAME, create_database_if_missing
 from microblog.db.migrate import ALL, apply_migrations
 from microblog.db.pools import open_pools
-from tests.conftest import TEST_SECRET, app_state
+from tests.conftest import HTMX, TEST_SECRET, app_state
 
 
 async def test_up_names_the_instance_when_the_database_answers(browser):
@@ -57,7 +57,7 @@ async def test_database_outage_gives_503_and_the_instance_recovers(own_server, t
             assert down.headers["Retry-After"] == "5"
             assert "Temporarily unavailable" in await down.get_data(as_text=True)
             assert (await client.get("/up")).status_code == 503
-            htmx = await client.get("/public", headers={"HX-Request": "true"})
+            htmx = await client.get("/public", headers=HTMX)
             assert htmx.status_code == 503
             assert htmx.headers["HX-Retarget"] == "#messages"
 

@@ -9,7 +9,7 @@ from io import BytesIO
 
 from werkzeug.datastructures import FileStorage
 
-from tests.conftest import make_post, make_user
+from tests.conftest import HTMX, make_post, make_user
 from tests.jobs.conftest import run_app_jobs
 
 
@@ -85,7 +85,7 @@ async def test_pages_fragments_and_forms_with_errors_are_well_formed(make_browse
     shown = {}
     for path in [*pages, "/notifications", "/settings"]:
         shown[path] = await _checked(await as_ada.get(path), 200)
-        await _checked(await as_ada.get(path, headers={"HX-Request": "true"}), 200)
+        await _checked(await as_ada.get(path, headers=HTMX), 200)
     # What the check read: bob's follow, like and reply, a follow button, a post's own forms.
     assert shown["/notifications"].count('<bdi class="name">bob</bdi>') == 3
     assert 'action="/@bob/follow"' in shown["/@bob"]
@@ -96,7 +96,7 @@ async def test_pages_fragments_and_forms_with_errors_are_well_formed(make_browse
         ("/settings/password", {"current_password": "wrong one!", "new_password": "short"}),
     ):
         await _checked(await as_ada.post(path, form), 422)
-        await _checked(await as_ada.post(path, form, headers={"HX-Request": "true"}), 422)
+        await _checked(await as_ada.post(path, form, headers=HTMX), 422)
     not_a_picture = FileStorage(BytesIO(b"text"), filename="a.png", content_type="image/png")
     await _checked(await as_ada.post("/settings/avatar", files={"avatar": not_a_picture}), 422)
 

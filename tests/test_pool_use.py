@@ -12,7 +12,7 @@ import pytest
 
 from microblog.app import create_app
 from microblog.db.pools import open_pools
-from tests.conftest import Browser, app_state, make_post, make_user
+from tests.conftest import HTMX, Browser, app_state, make_post, make_user
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ async def test_every_page_works_with_a_single_pooled_connection(one_connection_a
     await browser.login("alice")
     for page in ("/", "/public", "/@bob", f"/posts/{first}", "/tags/intro", "/notifications"):
         await browser.text(page)
-    await browser.post("/posts", {"body": "through htmx"}, headers={"HX-Request": "true"})
+    await browser.post("/posts", {"body": "through htmx"}, headers=HTMX)
     await browser.post("/logout")
     for page in ("/", "/public"):
         await browser.text(page)

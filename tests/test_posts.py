@@ -9,16 +9,9 @@ import pytest
 
 from microblog.posts.queries import VIEW_COLUMNS, PostView
 from microblog.posts.routes import REPLIES_PER_PAGE
-from tests.conftest import make_post, make_user
+from tests.conftest import HTMX, make_post, make_user, post_ids
 
 pytestmark = pytest.mark.both_layouts
-
-HTMX = {"HX-Request": "true"}
-
-
-def post_ids(html: str) -> list[int]:
-    """Ids of the posts on a page, in page order."""
-    return [int(found) for found in re.findall(r'<article class="post[^"]*" id="post-(\d+)"', html)]
 
 
 async def counts(db, post_id: int) -> tuple[int, int]:

@@ -8,17 +8,11 @@ import pytest
 
 from microblog.follows.queries import follow, unfollow
 from microblog.web.pagination import MAX_PAGES, PAGE_SIZE
-from tests.conftest import make_post, make_user
+from tests.conftest import HTMX, make_post, make_user, post_ids
 
 pytestmark = pytest.mark.both_layouts
 
-HTMX = {"HX-Request": "true"}
 GARBAGE_CURSORS = ("abc", "-1", "0", "1.5", "+1", "0x10", "%20", "99999999999999999999")
-
-
-def post_ids(html: str) -> list[int]:
-    """Ids of the posts on a page, in page order."""
-    return [int(found) for found in re.findall(r'<article class="post[^"]*" id="post-(\d+)"', html)]
 
 
 def older_link(html: str) -> str | None:

@@ -11,7 +11,7 @@ import pytest
 from microblog.app import create_app
 from microblog.ratelimit.rules import parse_rules
 from microblog.ratelimit.store import Check, admit, prune
-from tests.conftest import UNREACHABLE, Browser, make_user
+from tests.conftest import HTMX, UNREACHABLE, Browser, make_user
 
 pytestmark = pytest.mark.both_layouts
 
@@ -107,7 +107,7 @@ async def test_a_limited_login_gets_429_with_headers_and_a_friendly_page(strict_
     in_words = "a second" if wait == 1 else f"{wait} seconds"
     assert f"Too many requests. Try again in {in_words}." in page
     assert "<html" in page
-    htmx = await browser.client.post("/login", form=form, headers={"HX-Request": "true"})
+    htmx = await browser.client.post("/login", form=form, headers=HTMX)
     assert htmx.status_code == 429
     assert "<html" not in await htmx.get_data(as_text=True)
     assert htmx.headers["HX-Retarget"] == "#messages"
