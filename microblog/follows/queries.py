@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from microblog.db.keyset import below
-from microblog.users.queries import COLUMNS as USER_COLUMNS
-from microblog.users.queries import User
+from microblog.users.queries import User, columns_of
 
 
 async def _lock_pair(conn: asyncpg.Connection, a: int, b: int) -> None:
@@ -78,7 +77,7 @@ async def _people(
     return result
 
 
-_USER_COLUMNS = ", ".join(f"u.{column.strip()}" for column in USER_COLUMNS.split(","))
+_USER_COLUMNS = columns_of("u")
 
 
 async def followers(

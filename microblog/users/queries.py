@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import asyncpg
@@ -32,10 +32,13 @@ class User:
         return self.display_name or self.username
 
 
-COLUMNS = (
-    "id, username, display_name, bio, session_epoch, post_count, follower_count, "
-    "following_count, unread_notifications, avatar_digest, created_at"
-)
+FIELDS = tuple(field.name for field in fields(User))
+COLUMNS = ", ".join(FIELDS)
+
+
+def columns_of(alias: str) -> str:
+    """The columns a User is made of, of the users table as `alias` in a join."""
+    return ", ".join(f"{alias}.{name}" for name in FIELDS)
 
 
 def _user(row: asyncpg.Record | None) -> User | None:
