@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from microblog.cache.jobs import trim_cache
 from microblog.config import Settings
+from microblog.follows.jobs import followed
 from microblog.jobs.builtin import ping, prune_dead_processes, prune_finished
 from microblog.jobs.recurring import Recurring
 from microblog.jobs.registry import JobRegistry
-from microblog.notifications.jobs import followed, post_created, post_liked
+from microblog.posts.jobs import post_created, post_liked
 from microblog.ratelimit.jobs import prune_rate_limits
 
 JOB_KINDS = JobRegistry(

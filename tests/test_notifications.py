@@ -7,7 +7,7 @@ import re
 import pytest
 
 from microblog.jobs.registry import JobContext
-from microblog.notifications.jobs import post_created
+from microblog.posts.jobs import post_created
 from tests.conftest import make_post, make_user
 from tests.jobs.conftest import run_app_jobs
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from quart import Blueprint, Response, abort, redirect, request
 
 from microblog.follows import queries
+from microblog.follows.jobs import followed
 from microblog.jobs.queue import enqueue
-from microblog.notifications.jobs import followed
 from microblog.users.bios import linked_bios
 from microblog.users.queries import User, user_by_username
 from microblog.users.sessions import current_user, login_required

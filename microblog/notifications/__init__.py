@@ -1,1 +1,2 @@
-"""Notifications: replies, mentions, likes and follows, written by jobs, read by their owner."""
+"""Notifications: replies, mentions, likes and follows, written by the jobs that follow a post
+or a follow (posts/jobs.py, follows/jobs.py), read by their owner."""

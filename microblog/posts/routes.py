@@ -8,10 +8,10 @@ import asyncpg
 from quart import Blueprint, Response, abort, redirect, request
 
 from microblog.jobs.queue import enqueue
-from microblog.notifications.jobs import post_created, post_liked
 from microblog.posts import queries
 from microblog.posts.cards import render_cards
 from microblog.posts.forms import NewPost
+from microblog.posts.jobs import post_created, post_liked
 from microblog.posts.render import hashtags, mentions
 from microblog.users.sessions import current_user, login_required
 from microblog.web.db import connection, transaction

@@ -1,11 +1,14 @@
-"""Jobs that turn writes into notifications. Each re-reads the current state, so a job that
-runs late (the like taken back, the post deleted) or twice does the right thing."""
+"""Jobs that follow a post: telling those it replies to and mentions, and whose post is liked.
+
+Each re-reads the current state, so a job that runs late (the like taken back, the post
+deleted) or twice does the right thing. They keep their names in the notifications namespace:
+what they make is notifications.
+"""
 
 from __future__ import annotations
 
-from microblog.follows.queries import is_following
 from microblog.jobs.registry import JobContext, job
-from microblog.notifications import queries
+from microblog.notifications.queries import add
 from microblog.posts.queries import has_liked, post_author, post_facts
 
 
@@ -25,7 +28,7 @@ async def post_created(ctx: JobContext, *, post_id: int) -> None:
             for user_id in post.mentioned_ids
             if user_id != post.parent_author_id
         ]
-        await queries.add(conn, post.author_id, post_id, recipients)
+        await add(conn, post.author_id, post_id, recipients)
 
 
 @job("notifications.post_liked", max_attempts=8)
@@ -34,11 +37,4 @@ async def post_liked(ctx: JobContext, *, post_id: int, user_id: int) -> None:
         author_id = await post_author(conn, post_id)
         if author_id is None or not await has_liked(conn, user_id, post_id):
             return
-        await queries.add(conn, user_id, post_id, [(author_id, "like")])
-
-
-@job("notifications.followed", max_attempts=8)
-async def followed(ctx: JobContext, *, follower_id: int, followee_id: int) -> None:
-    async with ctx.transaction() as conn:
-        if await is_following(conn, follower_id, followee_id):
-            await queries.add(conn, follower_id, None, [(followee_id, "follow")])
+        await add(conn, user_id, post_id, [(author_id, "like")])
