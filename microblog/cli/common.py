@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 
 def argument(parse: Callable[[str], T]) -> Callable[[str], T]:
-    """A setting's parser (microblog.config) as an argparse type: one rule for both ways in."""
+    """A setting's parser (microblog/parsers.py) as an argparse type: one rule for both ways in."""
 
     def parse_argument(text: str) -> T:
         try:

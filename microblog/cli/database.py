@@ -8,7 +8,8 @@ import sys
 from typing import Any
 
 from microblog.cli.common import CommandError, add_command, argument
-from microblog.config import Settings, positive_int, whole_number
+from microblog.config import Settings
+from microblog.parsers import positive_int, whole_number
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

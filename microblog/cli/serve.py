@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from microblog.cli.common import CommandError, add_command, argument
-from microblog.config import Settings, port_number, positive_int, queue_names
+from microblog.config import Settings
+from microblog.parsers import port_number, positive_int, queue_names
 
 
 def _web(settings: Settings, args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-from microblog.config import IPNetwork
+from microblog.parsers import IPNetwork
 
 Scope = dict[str, Any]
 
