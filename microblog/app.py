@@ -14,6 +14,7 @@ from quart import Quart
 
 from microblog.avatars.routes import blueprint as avatars_blueprint
 from microblog.avatars.routes import pictures as pictures_blueprint
+from microblog.blocks.routes import blueprint as blocks_blueprint
 from microblog.cache.store import Cache
 from microblog.config import Settings
 from microblog.db.pools import Pools
@@ -22,6 +23,7 @@ from microblog.follows.routes import blueprint as follows_blueprint
 from microblog.notifications.routes import blueprint as notifications_blueprint
 from microblog.posts.cards import local_cards, markup_version
 from microblog.posts.routes import blueprint as posts_blueprint
+from microblog.reposts.routes import blueprint as reposts_blueprint
 from microblog.timelines.routes import blueprint as timelines_blueprint
 from microblog.users.known import KnownUsers
 from microblog.users.routes import blueprint as users_blueprint
@@ -43,7 +45,9 @@ BLUEPRINTS = (
     timelines_blueprint,
     users_blueprint,
     posts_blueprint,
+    reposts_blueprint,
     follows_blueprint,
+    blocks_blueprint,
     notifications_blueprint,
     avatars_blueprint,
     pictures_blueprint,

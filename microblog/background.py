@@ -12,6 +12,7 @@ from microblog.jobs.recurring import Recurring
 from microblog.jobs.registry import JobRegistry
 from microblog.posts.jobs import post_created, post_liked
 from microblog.ratelimit.jobs import prune_rate_limits
+from microblog.reposts.jobs import post_reposted
 
 JOB_KINDS = JobRegistry(
     [
@@ -20,6 +21,7 @@ JOB_KINDS = JobRegistry(
         prune_dead_processes,
         post_created,
         post_liked,
+        post_reposted,
         followed,
         trim_cache,
         prune_rate_limits,

@@ -39,6 +39,7 @@ from microblog.duties import transactions_with_duties
 from microblog.posts.queries import create_post
 from microblog.posts.render import hashtags, mentions
 from microblog.ratelimit.rules import parse_rules
+from microblog.reposts.queries import repost
 from microblog.runtime import listening
 from microblog.users import sessions
 from microblog.users.known import KnownUsers
@@ -339,9 +340,29 @@ async def make_post(
     return post_id
 
 
+async def make_repost(conn: asyncpg.Connection, user: User, post_id: int) -> int:
+    """The new repost's id (its timeline entry's)."""
+    async with without_duties(conn):
+        assert await repost(conn, user.id, post_id)
+    return await conn.fetchval(
+        "SELECT id FROM reposts WHERE user_id = $1 AND post_id = $2", user.id, post_id
+    )
+
+
 def post_ids(html: str) -> list[int]:
     """Ids of the posts on a page, in page order."""
     return [int(found) for found in re.findall(r'<article class="post[^"]*" id="post-(\d+)"', html)]
+
+
+def entries(html: str) -> list[tuple[int, str | None]]:
+    """(post id, the name of who reposted it, or None) of each card on a page, in page order."""
+    found = re.findall(
+        r'<article class="post[^"]*" id="post-(\d+)"[^>]*>\s*'
+        r'(?:<p class="reposted-by">.*?<bdi>([^<]*)</bdi>)?',
+        html,
+        flags=re.DOTALL,
+    )
+    return [(int(post_id), name or None) for post_id, name in found]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from microblog.follows.queries import follow
 from microblog.posts.queries import like
 from tests.conftest import DEFAULT_PASSWORD, make_post, make_user
 
+RELATIONS = ("follow", "unfollow", "block", "unblock", "mute", "unmute")
 HUGE_ID = "99999999999999999999"  # 20 digits: more than a bigint holds
 BIGINT_PLUS_ONE = str(2**63)
 
@@ -157,11 +158,17 @@ async def test_bad_password_changes_are_422_and_change_nothing(browser, db, worl
 
 async def test_actions_on_posts_and_people_that_do_not_exist_are_404(browser, db, world):
     before = await snapshot(db)
-    for action in ("like", "unlike", "delete"):
+    for action in ("like", "unlike", "repost", "unrepost", "delete"):
         await send(browser, world, "POST", f"/posts/424242/{action}", 404)
-    for action in ("follow", "unfollow"):
+    for action in RELATIONS:
         await send(browser, world, "POST", f"/@nobody/{action}", 404)
-    for path in ("/posts/424242", "/@nobody", "/@nobody/followers", "/@nobody/following"):
+    for path in (
+        "/posts/424242",
+        "/@nobody",
+        "/@nobody/followers",
+        "/@nobody/following",
+        "/@nobody/block",
+    ):
         await send(browser, world, "GET", path, 404)
     assert await snapshot(db) == before
 
@@ -170,7 +177,7 @@ async def test_malformed_post_ids_in_urls_are_404(browser, db, world):
     before = await snapshot(db)
     for bad_id in (HUGE_ID, BIGINT_PLUS_ONE, "0", "-1", "abc", "1.5", "1%00", "1%20"):
         await send(browser, world, "GET", f"/posts/{bad_id}", 404)
-        for action in ("like", "unlike", "delete"):
+        for action in ("like", "unlike", "repost", "unrepost", "delete"):
             await send(browser, world, "POST", f"/posts/{bad_id}/{action}", 404)
     for digit_one in ("%EF%BC%91", "%D9%A1"):  # full-width and Arabic-Indic: digits, not ASCII
         await send(browser, world, "GET", f"/posts/{digit_one}", 404)
@@ -183,7 +190,7 @@ async def test_malformed_usernames_in_urls_are_404(browser, db, world):
     for name in ("b" * 31, "bad-name", "b%00b", "b%20ob", "%C3%A5lice", "bob%2Fx"):
         for suffix in ("", "/followers", "/following", "/feed.atom"):
             await send(browser, world, "GET", f"/@{name}{suffix}", 404)
-        for action in ("follow", "unfollow"):
+        for action in RELATIONS:
             await send(browser, world, "POST", f"/@{name}/{action}", 404)
     assert await snapshot(db) == before
 
@@ -191,9 +198,13 @@ async def test_malformed_usernames_in_urls_are_404(browser, db, world):
 async def test_wrong_methods_are_405(browser, db, world):
     before = await snapshot(db)
     post = world["post"]
-    # GET /posts/<id>/delete and GET /logout ask for confirmation: they are pages.
-    for path in (f"/posts/{post}/like", f"/posts/{post}/unlike", "/@bob/follow", "/@bob/unfollow"):
+    # GET /posts/<id>/delete, /@<name>/block and /logout ask for confirmation: they are pages.
+    for path in (
+        *(f"/posts/{post}/{action}" for action in ("like", "unlike", "repost", "unrepost")),
+        *(f"/@bob/{action}" for action in RELATIONS if action != "block"),
+    ):
         await send(browser, world, "GET", path, 405)
+    await send(browser, world, "POST", "/settings/blocks", 405)
     for method, path in (("GET", "/posts"), ("GET", "/settings/password"), ("PUT", "/posts")):
         await send(browser, world, method, path, 405)
     await send(browser, world, "DELETE", f"/posts/{post}", 405)

@@ -8,9 +8,10 @@ import pytest
 from jinja2 import DictLoader, Environment
 
 from microblog.app import create_app
+from microblog.follows.queries import follow
 from microblog.posts.cards import CARD_TEMPLATES, markup_version
 from microblog.web.state import KEY
-from tests.conftest import Browser, app_state, make_post, make_user
+from tests.conftest import Browser, app_state, entries, make_post, make_repost, make_user
 from tests.test_timelines import post_ids
 
 pytestmark = pytest.mark.both_layouts
@@ -51,6 +52,30 @@ async def test_a_changed_post_is_a_new_card_on_the_next_view(app, browser, db):
     assert "Like (7 likes)" in await browser.text("/")
     await db.execute("UPDATE users SET display_name = 'Alice A.' WHERE id = $1", alice.id)
     assert '<bdi class="name">Alice A.</bdi>' in await browser.text("/")
+
+
+async def test_a_repost_is_a_new_card_that_says_who_reposted_to_each_viewer(app, make_browser, db):
+    alice, (post_id,) = await _posts_two_days_old(db, 1)
+    bob, carol = await make_user(db, "bob"), await make_user(db, "carol")
+    async with db.transaction():
+        await follow(db, bob.id, alice.id)
+        await follow(db, carol.id, bob.id)
+    as_bob, as_carol = make_browser(), make_browser()
+    await as_bob.sign_in(bob)
+    await as_carol.sign_in(carol)
+    assert "Repost (0 reposts)" in await as_bob.text("/")
+    await db.execute("UPDATE posts SET repost_count = 4 WHERE id = $1", post_id)
+    assert "Repost (4 reposts)" in await as_bob.text("/")
+    await make_repost(db, carol, post_id)
+    await make_repost(db, bob, post_id)
+    bobs, carols = await as_bob.text("/"), await as_carol.text("/")
+    # Both reposted it and both see bob's repost, the newest: only the name differs.
+    assert "Undo repost (6 reposts)" in bobs
+    assert "Undo repost (6 reposts)" in carols
+    assert entries(bobs) == [(post_id, "You")]
+    assert entries(carols) == [(post_id, "bob")]
+    await db.execute("UPDATE users SET display_name = 'Bob B.' WHERE id = $1", bob.id)
+    assert entries(await as_carol.text("/")) == [(post_id, "Bob B.")]
 
 
 async def test_each_viewer_gets_their_own_form_fields_in_shared_cards(app, make_browser, db):

@@ -30,6 +30,10 @@ async def test_every_write_the_anonymous_page_shows_reaches_it_at_once(make_brow
     assert 'aria-label="1 like"' in await shown()
     assert (await writer.post(f"/posts/{first}/unlike")).status_code == 303
     assert 'aria-label="0 likes"' in await shown()
+    assert (await writer.post(f"/posts/{first}/repost")).status_code == 303
+    assert 'aria-label="1 repost"' in await shown()
+    assert (await writer.post(f"/posts/{first}/unrepost")).status_code == 303
+    assert 'aria-label="0 reposts"' in await shown()
     response = await writer.post("/settings", {"display_name": "Renamed Author", "bio": ""})
     assert response.status_code == 303
     assert "Renamed Author" in await shown()

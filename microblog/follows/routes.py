@@ -28,7 +28,12 @@ async def _change(username: str, *, follow: bool) -> Response:
         if target.id == viewer.id:
             abort(422, "You cannot follow yourself.")
         if follow:
-            if await queries.follow(conn, viewer.id, target.id):
+            added = await queries.follow(conn, viewer.id, target.id)
+            if added is None:
+                abort(
+                    403, f"You cannot follow @{target.username}: one of you has blocked the other."
+                )
+            if added:
                 await enqueue(conn, followed, {"follower_id": viewer.id, "followee_id": target.id})
         else:
             await queries.unfollow(conn, viewer.id, target.id)
@@ -51,12 +56,20 @@ async def unfollow(username: str) -> Response:
 
 
 async def _people_page(username: str, *, followers: bool) -> Response:
+    viewer = current_user()
+    viewer_id = viewer.id if viewer else None
     async with connection() as conn:
         user: User | None = await user_by_username(conn, username)
         if user is None:
             abort(404, f"There is no one called @{username} here.")
+        if not await queries.may_see(conn, viewer_id, user.id):
+            abort(
+                403, f"You cannot see @{user.username}'s people: one of you has blocked the other."
+            )
         fetch = queries.followers if followers else queries.following
-        page = await keyset_page(lambda before, limit: fetch(conn, user.id, before, limit))
+        page = await keyset_page(
+            lambda before, limit: fetch(conn, user.id, viewer_id, before, limit)
+        )
         people = [person for _, person in page.rows]
         bios = await linked_bios(conn, people)
     return await render(

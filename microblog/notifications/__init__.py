@@ -1,2 +1,3 @@
-"""Notifications: replies, mentions, likes and follows, written by the jobs that follow a post
-or a follow (posts/jobs.py, follows/jobs.py), read by their owner."""
+"""Notifications: replies, mentions, likes, reposts and follows, written by the jobs that follow
+a post, a repost or a follow (posts/jobs.py, reposts/jobs.py, follows/jobs.py), read by their
+owner."""

@@ -34,7 +34,8 @@ async def add(
 ) -> int:
     """Add (recipient, kind) notifications from actor about post; return how many were new.
 
-    Never to the actor themself; an existing identical notification is left alone.
+    Never to the actor themself, nor to anyone who has blocked, been blocked by or muted the
+    actor (microblog/blocks/); an existing identical notification is left alone.
     """
     if not recipients:
         return 0
@@ -44,7 +45,7 @@ async def add(
             INSERT INTO notifications (recipient_id, actor_id, kind, post_id)
             SELECT DISTINCT r.recipient_id, $1::bigint, r.kind, $2::bigint
             FROM unnest($3::bigint[], $4::text[]) AS r (recipient_id, kind)
-            WHERE r.recipient_id <> $1::bigint
+            WHERE r.recipient_id <> $1::bigint AND shows_to(r.recipient_id, $1::bigint)
             ON CONFLICT DO NOTHING
             RETURNING recipient_id
         ), counted AS (
@@ -73,6 +74,7 @@ async def page(
         JOIN users a ON a.id = n.actor_id
         LEFT JOIN posts p ON p.id = n.post_id
         WHERE n.recipient_id = $1 AND n.id < $2
+          AND n.actor_id NOT IN (SELECT * FROM hidden_from($1))
         ORDER BY n.id DESC LIMIT $3
         """,
         recipient_id,
@@ -82,22 +84,34 @@ async def page(
     return [Notification(**dict(row)) for row in rows]
 
 
-async def mark_read(conn: asyncpg.Connection, recipient_id: int, up_to: int) -> None:
-    """Mark read what the recipient has been shown (ids up to `up_to`), and recount."""
-    await conn.execute(
-        """
+def _marking_read(which: str) -> str:
+    """The statement that marks read the recipient's ($1) unread notifications that `which`
+    picks, and takes them off the unread count."""
+    return f"""
         WITH seen AS (
             UPDATE notifications SET read_at = now()
-            WHERE recipient_id = $1 AND read_at IS NULL AND id <= $2
+            WHERE recipient_id = $1 AND read_at IS NULL AND {which}
             RETURNING 1
         )
         UPDATE users
         SET unread_notifications = greatest(unread_notifications - (SELECT count(*) FROM seen), 0)
         WHERE id = $1
-        """,
-        recipient_id,
-        up_to,
-    )
+    """
+
+
+_READ_UP_TO = _marking_read("id <= $2")
+_READ_FROM = _marking_read("actor_id = $2")
+
+
+async def mark_read(conn: asyncpg.Connection, recipient_id: int, up_to: int) -> None:
+    """Mark read what the recipient has been shown (ids up to `up_to`), and recount."""
+    await conn.execute(_READ_UP_TO, recipient_id, up_to)
+
+
+async def quiet(conn: asyncpg.Connection, recipient_id: int, actor_id: int) -> None:
+    """The recipient has blocked or muted the actor (or been blocked): what the actor's
+    notifications left unread stops counting, as the page no longer shows them."""
+    await conn.execute(_READ_FROM, recipient_id, actor_id)
 
 
 async def forget_post(conn: asyncpg.Connection, post_id: int) -> None:

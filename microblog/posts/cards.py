@@ -2,11 +2,12 @@
 looks the same to.
 
 A card is known by everything it shows: the post's text, counts and author, its relative time
-("5m"), whether the viewer is logged in, has liked it or wrote it, and which accounts it
-mentions. Any change to any of these is another card, so a cached card is never stale; old
-cards simply expire. The hidden fields every form carries (the session's CSRF token, the
-page to come back to) differ per viewer and page: cards hold a placeholder for them, filled
-in when the page is put together.
+("5m"), whether the viewer is logged in, has liked it, reposted it or wrote it, which accounts
+it mentions, and in a timeline who reposted it (and whether that was the viewer). Any change
+to any of these is another card, so a cached card is never stale; old cards simply expire.
+The hidden fields every form carries (the session's CSRF token, the page to come back to)
+differ per viewer and page: cards hold a placeholder for them, filled in when the page is put
+together.
 
 Because a card can never be stale, each process keeps the cards it used lately in memory,
 and no instance needs to hear of another's writes. Only cards missing there are looked up in
@@ -63,10 +64,12 @@ def markup_version(templates: Environment) -> str:
 def _shown(post: PostView, viewer: User | None, shown_time: str, variant: str) -> Shown:
     return (
         post.id, post.author_username, post.author_display_name, post.author_avatar,
-        post.body, post.in_reply_to, post.reply_count, post.like_count,
+        post.body, post.in_reply_to, post.reply_count, post.like_count, post.repost_count,
         post.created_at.timestamp(), shown_time,
-        viewer is not None, post.liked, viewer is not None and viewer.id == post.author_id,
-        variant, tuple(post.mentioned),
+        viewer is not None, post.liked, post.reposted,
+        viewer is not None and viewer.id == post.author_id,
+        variant, tuple(post.mentioned), post.reposter_username, post.reposter_display_name,
+        viewer is not None and viewer.username == post.reposter_username,
     )  # fmt: skip
 
 

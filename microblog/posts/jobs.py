@@ -7,6 +7,10 @@ what they make is notifications.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
 from microblog.jobs.registry import JobContext, job
 from microblog.notifications.queries import add
 from microblog.posts.queries import has_liked, post_author, post_facts
@@ -31,10 +35,19 @@ async def post_created(ctx: JobContext, *, post_id: int) -> None:
         await add(conn, post.author_id, post_id, recipients)
 
 
-@job("notifications.post_liked", max_attempts=8)
-async def post_liked(ctx: JobContext, *, post_id: int, user_id: int) -> None:
+Still = Callable[[asyncpg.Connection, int, int], Awaitable[bool]]
+
+
+async def tell_author(ctx: JobContext, kind: str, post_id: int, user_id: int, still: Still) -> None:
+    """Tell the post's author that the user did `kind` to it, if `still(conn, user_id,
+    post_id)` says they have not undone it since."""
     async with ctx.transaction() as conn:
         author_id = await post_author(conn, post_id)
-        if author_id is None or not await has_liked(conn, user_id, post_id):
+        if author_id is None or not await still(conn, user_id, post_id):
             return
-        await add(conn, user_id, post_id, [(author_id, "like")])
+        await add(conn, user_id, post_id, [(author_id, kind)])
+
+
+@job("notifications.post_liked", max_attempts=8)
+async def post_liked(ctx: JobContext, *, post_id: int, user_id: int) -> None:
+    await tell_author(ctx, "like", post_id, user_id, has_liked)

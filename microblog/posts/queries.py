@@ -18,7 +18,8 @@ LIKES = Change("likes", "a like or an unlike that changed something")
 # building a page's twenty PostViews cost more than the rest of reading their rows.
 @dataclass(slots=True)
 class PostView:
-    """A post as pages show it: with its author and whether the viewer has liked it."""
+    """A post as pages show it: with its author and whether the viewer has liked or reposted
+    it; in a timeline, also the entry it is shown as (a repost has its own id and reposter)."""
 
     id: int
     author_id: int
@@ -29,23 +30,40 @@ class PostView:
     in_reply_to: int | None
     reply_count: int
     like_count: int
+    repost_count: int
     created_at: datetime
     liked: bool
+    reposted: bool
     mentioned: list[str]  # the lower-cased names of the accounts it mentions, sorted
+    # Timelines only (timelines/queries.py): the entry's id, the post's own or its repost's,
+    # and who reposted it, for a repost.
+    entry_id: int | None = None
+    reposter_username: str | None = None
+    reposter_display_name: str | None = None
 
     @property
     def author_name(self) -> str:
         return self.author_display_name or self.author_username
 
+    @property
+    def reposter_name(self) -> str | None:
+        return self.reposter_display_name or self.reposter_username
+
 
 # Every query that returns PostView selects these, with the viewer's id (or NULL) as $1.
+# Whether the viewer liked or reposted a post is a scalar subquery, one probe of a unique index
+# per post: PostgreSQL may plan an EXISTS as a hash of every like or repost the viewer made.
 VIEW_COLUMNS = """
     p.id, p.author_id, u.username AS author_username, u.display_name AS author_display_name,
     u.avatar_digest AS author_avatar, p.body, p.in_reply_to, p.reply_count, p.like_count,
-    p.created_at,
-    EXISTS (SELECT 1 FROM likes l WHERE l.post_id = p.id AND l.user_id = $1) AS liked,
+    p.repost_count, p.created_at,
+    (SELECT true FROM likes l WHERE l.user_id = $1 AND l.post_id = p.id) IS NOT NULL AS liked,
+    (SELECT true FROM reposts r WHERE r.user_id = $1 AND r.post_id = p.id) IS NOT NULL
+        AS reposted,
     ARRAY(SELECT m.name FROM post_mentions m WHERE m.post_id = p.id ORDER BY m.name) AS mentioned
 """
+# Threads leave out the posts of accounts the viewer ($1) has blocked, been blocked by or muted.
+SHOWN = "p.author_id NOT IN (SELECT * FROM hidden_from($1))"
 
 
 def post_views(rows: list[asyncpg.Record]) -> list[PostView]:
@@ -215,7 +233,8 @@ MAX_ANCESTORS = 50
 async def ancestors(
     conn: asyncpg.Connection, post_id: int, viewer_id: int | None
 ) -> list[PostView]:
-    """The posts this one replies to, oldest first (at most MAX_ANCESTORS of them)."""
+    """The posts this one replies to, oldest first (at most MAX_ANCESTORS of them), but for
+    those the viewer is not to see."""
     rows = await conn.fetch(
         f"""
         WITH RECURSIVE chain (id, depth) AS (
@@ -227,6 +246,7 @@ async def ancestors(
         )
         SELECT {VIEW_COLUMNS}
         FROM chain JOIN posts p ON p.id = chain.id JOIN users u ON u.id = p.author_id
+        WHERE {SHOWN}
         ORDER BY chain.depth DESC
         """,
         viewer_id,
@@ -239,11 +259,12 @@ async def ancestors(
 async def replies(
     conn: asyncpg.Connection, post_id: int, viewer_id: int | None, after: int, limit: int
 ) -> list[PostView]:
-    """Direct replies, oldest first, with ids above `after` (keyset paging)."""
+    """Direct replies the viewer is to see, oldest first, with ids above `after` (keyset
+    paging)."""
     rows = await conn.fetch(
         f"""
         SELECT {VIEW_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id
-        WHERE p.in_reply_to = $2 AND p.id > $3
+        WHERE p.in_reply_to = $2 AND p.id > $3 AND {SHOWN}
         ORDER BY p.id LIMIT $4
         """,
         viewer_id,

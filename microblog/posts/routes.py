@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 from quart import Blueprint, Response, abort, redirect, request
 
+from microblog.blocks.queries import relation
 from microblog.jobs.queue import enqueue
 from microblog.posts import queries
 from microblog.posts.cards import render_cards
@@ -35,13 +36,21 @@ async def create() -> Response:
     form = await request.form
     post = NewPost.parse(form)
     next_path = local_path(form.get("next"))
+    status = 422
     if not post.errors:
         mentioned = mentions(post.body)
         async with transaction() as conn:
-            post_id = await queries.create_post(
-                conn, user.id, post.body, hashtags(post.body), mentioned, post.in_reply_to
+            barrier = await _reply_barrier(conn, user.id, post.in_reply_to)
+            post_id = (
+                None
+                if barrier
+                else await queries.create_post(
+                    conn, user.id, post.body, hashtags(post.body), mentioned, post.in_reply_to
+                )
             )
-            if post_id is None:
+            if barrier:
+                post.errors["in_reply_to"], status = barrier, 403
+            elif post_id is None:
                 post.errors["in_reply_to"] = "The post you are replying to does not exist."
             else:
                 if post.in_reply_to or mentioned:  # someone to tell
@@ -50,11 +59,11 @@ async def create() -> Response:
                 parent = await _replied_to_on_its_page(conn, post.in_reply_to, user.id)
     if post.errors:
         if is_htmx():
-            response = await html("_compose.html", 422, post=post, next=next_path)
+            response = await html("_compose.html", status, post=post, next=next_path)
             response.headers["HX-Retarget"] = "#compose"
             response.headers["HX-Reswap"] = "outerHTML"
             return response
-        return await html("compose.html", 422, post=post, next=next_path)
+        return await html("compose.html", status, post=post, next=next_path)
     if is_htmx():
         # A reply lands among the replies under the post it answers, as the thread shows them.
         card = await render_cards([view], user, in_thread=post.in_reply_to is not None)
@@ -71,6 +80,9 @@ async def show(post_id: int) -> Response:
         post = await queries.post_view(conn, post_id, viewer_id)
         if post is None:
             abort(404, "This post does not exist, or it was deleted.")
+        barrier = (await relation(conn, viewer_id, post.author_id)).barrier(post.author_username)
+        if barrier:
+            abort(403, barrier)
         thread = await queries.ancestors(conn, post_id, viewer_id)
         replies = page_of(
             await queries.replies(conn, post_id, viewer_id, after, REPLIES_PER_PAGE + 1),
@@ -89,6 +101,17 @@ async def show(post_id: int) -> Response:
         reply=NewPost(body="", in_reply_to=post.id),
         **cards,
     )
+
+
+async def _reply_barrier(
+    conn: asyncpg.Connection, user_id: int, parent_id: int | None
+) -> str | None:
+    """Why the user cannot reply to the post: a block between them and its author."""
+    parent = None if parent_id is None else await queries.post_view(conn, parent_id, user_id)
+    if parent is None:
+        return None  # no reply, or to a post that does not exist: create_post says so
+    barrier = (await relation(conn, user_id, parent.author_id)).barrier(parent.author_username)
+    return f"You cannot reply to this post. {barrier}" if barrier else None
 
 
 def _check_deletable(author_id: int | None, user_id: int) -> None:

@@ -19,6 +19,7 @@ from microblog.cache.store import Cache
 from microblog.db.outage import DATABASE_OUTAGE
 from microblog.db.transactions import Duty
 from microblog.posts.queries import LIKES, POSTS
+from microblog.reposts.queries import REPOSTS
 from microblog.users.queries import PROFILES
 from microblog.web.htmx import render_template
 from microblog.web.state import state
@@ -27,7 +28,7 @@ PAGE_KEY = "public-timeline:first-page"
 VERSION_KEY = "version:public-timeline"
 TTL = 30.0
 # Everything the page shows that a write can change.
-SHOWS = (POSTS, LIKES, PROFILES, AVATARS)
+SHOWS = (POSTS, LIKES, REPOSTS, PROFILES, AVATARS)
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,9 @@
 """SQL for the timelines. Each walks an index newest-first and stops after `limit` rows.
 
+A timeline is made of entries: posts, and in home and profile timelines reposts, each named by
+its id (posts and reposts share one sequence, migration 0011), which is what `before` pages by.
+Every timeline leaves out the posts the viewer ($1) is not to see (microblog/blocks/).
+
 The statements are module constants so the EXPLAIN tests check exactly what runs."""
 
 from __future__ import annotations
@@ -7,31 +11,59 @@ from __future__ import annotations
 import asyncpg
 
 from microblog.db.keyset import below
-from microblog.posts.queries import VIEW_COLUMNS, PostView, post_views
+from microblog.posts.queries import SHOWN, VIEW_COLUMNS, PostView, post_views
 
-# The user's own posts and those of everyone they follow: home_timeline_ids (migrations 0005 and
-# 0007) picks the page's ids from the (author_id, id) index; only those posts are read and joined.
+# What a timeline's rows add to a post's columns: the entry's id and, for a repost, who made
+# it (from `reposter`, NULL for a post). PostView takes them after its own.
+ENTRY_COLUMNS = "page.entry_id, reposter.username, reposter.display_name"
+
+# The reader's own posts and reposts and those of everyone they follow and have not muted, a
+# post once, at its newest entry: home_timeline (migration 0012) picks the page's entries from
+# the (author_id, id) and (user_id, id) indexes; only those posts are read and joined.
 HOME = f"""
-    SELECT {VIEW_COLUMNS}
-    FROM home_timeline_ids($1, $2, $3) AS page (id)
-    JOIN posts p ON p.id = page.id JOIN users u ON u.id = p.author_id
-    ORDER BY p.id DESC
+    SELECT {VIEW_COLUMNS}, {ENTRY_COLUMNS}
+    FROM home_timeline($1, $2, $3) AS page
+    JOIN posts p ON p.id = page.post_id JOIN users u ON u.id = p.author_id
+    LEFT JOIN reposts r ON r.id = page.entry_id AND page.entry_id <> page.post_id
+    LEFT JOIN users reposter ON reposter.id = r.user_id
+    ORDER BY page.entry_id DESC
 """
 
 PUBLIC = f"""
-    SELECT {VIEW_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id
-    WHERE p.id < $2 ORDER BY p.id DESC LIMIT $3
+    SELECT {VIEW_COLUMNS}, p.id, NULL, NULL FROM posts p JOIN users u ON u.id = p.author_id
+    WHERE p.id < $2 AND {SHOWN} ORDER BY p.id DESC LIMIT $3
 """
 
+# The author's posts and reposts, newest first; a post they reposted themselves shows once, as
+# the repost (a scalar subquery, as in VIEW_COLUMNS, so as not to read all their reposts). The
+# author's own posts show to anyone who may see the author at all (a muted author's profile
+# too: the reader went to look); the posts they reposted, as timelines show them.
 PROFILE = f"""
-    SELECT {VIEW_COLUMNS} FROM posts p JOIN users u ON u.id = p.author_id
-    WHERE p.author_id = $2 AND p.id < $3 ORDER BY p.id DESC LIMIT $4
+    SELECT {VIEW_COLUMNS}, {ENTRY_COLUMNS}
+    FROM (
+        (SELECT p.id AS entry_id, p.id AS post_id FROM posts p
+         WHERE p.author_id = $2 AND p.id < $3
+           AND (SELECT true FROM reposts r WHERE r.user_id = $2 AND r.post_id = p.id) IS NULL
+         ORDER BY p.id DESC LIMIT $4)
+        UNION ALL
+        (SELECT r.id, r.post_id FROM reposts r
+         WHERE r.user_id = $2 AND r.id < $3
+           AND r.post_author_id NOT IN (SELECT * FROM hidden_from($1))
+         ORDER BY r.id DESC LIMIT $4)
+        ORDER BY entry_id DESC LIMIT $4
+    ) AS page
+    JOIN posts p ON p.id = page.post_id JOIN users u ON u.id = p.author_id
+    LEFT JOIN users reposter ON reposter.id = $2 AND page.entry_id <> page.post_id
+    ORDER BY page.entry_id DESC
 """
 
+# The cursor bounds posts too: PostgreSQL does not carry it over the join by itself, and a
+# merge join would then walk posts from the newest down to the cursor.
 TAGGED = f"""
-    SELECT {VIEW_COLUMNS}
+    SELECT {VIEW_COLUMNS}, p.id, NULL, NULL
     FROM post_tags t JOIN posts p ON p.id = t.post_id JOIN users u ON u.id = p.author_id
-    WHERE t.tag = $2 AND t.post_id < $3 ORDER BY t.post_id DESC LIMIT $4
+    WHERE t.tag = $2 AND t.post_id < $3 AND p.id < $3 AND {SHOWN}
+    ORDER BY t.post_id DESC LIMIT $4
 """
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from quart import Blueprint, Response, abort
 
+from microblog.blocks.queries import relation
 from microblog.follows.queries import is_following
 from microblog.posts.cards import render_cards
 from microblog.posts.forms import NewPost
@@ -36,7 +37,7 @@ async def _shown(page: Page[PostView]) -> dict[str, Any]:
     Rendered after the page's connection went back to the pool."""
     return {
         "cards": await render_cards(page.rows, current_user()),
-        "next_before": page.rows[-1].id if page.more else None,
+        "next_before": page.rows[-1].entry_id if page.more else None,
         "empty": not page.rows,
     }
 
@@ -86,13 +87,22 @@ async def profile(username: str) -> Response:
         user = await user_by_username(conn, username)
         if user is None:
             abort(404, f"There is no one called @{username} here.")
+        standing = await relation(conn, viewer_id, user.id)
+        if standing.blocked_by:
+            abort(403, standing.barrier(user.username))
         following = viewer_id is not None and await is_following(conn, viewer_id, user.id)
-        page = await _fetch(conn, lambda c, b, n: queries.profile(c, user.id, viewer_id, b, n))
+        # A profile the viewer has blocked says so, without its posts.
+        page = (
+            Page([], more=False)
+            if standing.blocking
+            else await _fetch(conn, lambda c, b, n: queries.profile(c, user.id, viewer_id, b, n))
+        )
         bios = await linked_bios(conn, [user])
     return await render(
         "profile.html",
         "_timeline.html",
         profile=user,
+        relation=standing,
         following=following,
         bios=bios,
         **await _shown(page),
