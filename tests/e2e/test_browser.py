@@ -475,3 +475,87 @@ def test_a_bidi_override_in_a_post_reorders_neither_a_link_nor_the_links_around_
     assert lefts == sorted(lefts), lefts
     name, handle = card.locator("bdi.name").bounding_box(), card.locator(".handle").bounding_box()
     assert name["x"] + name["width"] <= handle["x"] + 1  # the name stays before the handle
+
+
+def repost_button(page: Page, text: str):
+    return page.locator("article.post", has_text=text).locator("form.repost button")
+
+
+def test_repost_with_htmx_keeps_the_focus_and_reaches_the_reposters_followers(site: str, open_page):
+    author, booster, follower = open_page(), open_page(), open_page()
+    sign_up(author, site, "writer")
+    sign_up(booster, site, "booster", "Bea Booster")
+    sign_up(follower, site, "reader")
+    post_with_htmx(author, "A thought worth passing on.")
+
+    booster.goto(f"{site}/public")
+    set_marker(booster)
+    repost = repost_button(booster, "A thought worth passing on.")
+    for pressed, count in (("true", "1"), ("false", "0"), ("true", "1")):
+        repost.focus()
+        booster.keyboard.press("Enter")
+        expect(repost).to_have_attribute("aria-pressed", pressed)
+        expect(repost.locator(".count")).to_have_text(count)
+        expect(repost).to_be_focused()  # the new button, which replaced the one pressed
+        settled(booster)
+    assert_no_page_load(booster)
+
+    follower.goto(f"{site}/@booster")
+    follower.get_by_role("button", name="Follow @booster").click()
+    expect(follower.get_by_role("button", name="Unfollow @booster")).to_be_visible()
+    follower.goto(f"{site}/")
+    card = follower.locator("#timeline article.post").first
+    expect(card).to_contain_text("A thought worth passing on.")
+    expect(card.locator(".reposted-by")).to_have_text("↻ Bea Booster reposted")
+    expect(repost_button(follower, "A thought worth passing on.")).to_have_accessible_name(
+        "Repost (1 repost)"
+    )
+
+
+def test_repost_without_javascript_is_a_plain_form(site: str, open_page):
+    author, booster = open_page(), open_page(java_script_enabled=False)
+    sign_up(author, site, "plainwriter")
+    post_with_htmx(author, "Shared without any JavaScript.")
+    sign_up(booster, site, "plainbooster")
+    booster.goto(f"{site}/public")
+    repost = repost_button(booster, "Shared without any JavaScript.")
+    for pressed, count, verb in (("true", "1", "repost"), ("false", "0", "unrepost")):
+        with booster.expect_response(re.compile(rf"/posts/\d+/{verb}$")) as toggled:
+            repost.click()
+        assert toggled.value.status == 303
+        booster.wait_for_url(f"{site}/public")
+        expect(repost).to_have_attribute("aria-pressed", pressed)
+        expect(repost.locator(".count")).to_have_text(count)
+
+
+def test_block_from_a_profile_asks_then_shows_the_profile_blocked_and_undoes_in_settings(
+    site: str, open_page
+):
+    blocker = open_page()
+    with Visitor(httpx.Client(base_url=site, timeout=10.0)) as someone:
+        sign_up_without_javascript(someone, "pest")
+    sign_up(blocker, site, "blocker")
+    blocker.goto(f"{site}/@pest")
+    asked: list[str] = []
+
+    def accept(dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    blocker.on("dialog", accept)
+    blocker.get_by_role("button", name="Block @pest").click()
+    expect(blocker.locator("main")).to_contain_text("You have blocked @pest")
+    assert [message.split("?")[0] for message in asked] == ["Block @pest"]
+    expect(blocker.get_by_role("button", name="Follow @pest")).to_have_count(0)
+
+    blocker.goto(f"{site}/settings/blocks")
+    asked.clear()
+    unblock = blocker.get_by_role("button", name="Unblock @pest")
+    unblock.focus()
+    blocker.keyboard.press("Enter")
+    block_again = blocker.get_by_role("button", name="Block @pest")
+    expect(block_again).to_be_focused()
+    settled(blocker)
+    assert asked == []  # undoing asks nothing
+    blocker.goto(f"{site}/@pest")
+    expect(blocker.get_by_role("button", name="Follow @pest")).to_be_visible()
