@@ -3,17 +3,20 @@
 Real microblogs are uneven, and timelines behave differently when they are: a few accounts
 post most of the posts and have most of the followers. Authors are therefore drawn from a
 Zipf-like distribution and followees by popularity, and some posts are replies, mention
-someone, or carry a hashtag. Every demo account's password is DEMO_PASSWORD.
+someone, or carry a hashtag. Reposts (one for every ten posts, by reposters as uneven as
+authors, of recent posts) take their places among the posts, as their ids are drawn from the
+posts' sequence; a few accounts block or mute others. Every demo account's password is
+DEMO_PASSWORD.
 
-The counts kept on rows (posts, replies, followers, following) are computed once at the end,
-in the same transaction as the rows.
+The counts kept on rows (posts, replies, reposts, followers, following) are computed once at
+the end, in the same transaction as the rows.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 
@@ -25,6 +28,7 @@ from microblog.users.passwords import hash_password
 
 DEMO_PASSWORD = "demo password"
 BATCH = 10_000
+REPOSTS_PER = 10  # posts: every eleventh entry is a repost
 WORDS = [
     "the",
     "a",
@@ -107,6 +111,19 @@ class SeedPlan:
     follows: int
     days: int = 30
     seed: int = 42
+    reposts: int = field(init=False)
+    blocks: int = field(init=False)
+    mutes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reposts", self.posts // REPOSTS_PER)
+        object.__setattr__(self, "blocks", self.users // 100)
+        object.__setattr__(self, "mutes", self.users // 50)
+
+
+def _entry_id(first_id: int, post: int) -> int:
+    """The id of the post-th post: after every REPOSTS_PER posts comes a repost's id."""
+    return first_id + post + post // REPOSTS_PER
 
 
 def _weights(count: int, exponent: float = 1.1) -> list[float]:
@@ -134,11 +151,46 @@ def _post_rows(
     step = timedelta(days=plan.days) / max(plan.posts, 1)
     for n in range(plan.posts):
         author = rng.choices(user_ids, cum_weights=weights)[0]
-        post_id = first_post_id + n
         # One post in ten replies to one of the 2,000 posts before it.
-        reply_to = rng.randint(max(first_post_id, post_id - 2000), post_id - 1) if (
+        reply_to = _entry_id(first_post_id, rng.randint(max(0, n - 2000), n - 1)) if (
             n > 0 and rng.random() < 0.1) else None  # fmt: skip
+        post_id = _entry_id(first_post_id, n)
         yield (post_id, author, _body(rng, usernames, weights), reply_to, start + step * n)
+
+
+def _repost_rows(plan: SeedPlan, user_ids: list[int], first_id: int, authors: list[int]):
+    """(id, reposter, post, post's author, time): each in the place after its REPOSTS_PER
+    posts, of one of the 20,000 posts before it."""
+    rng = random.Random(plan.seed + 2)
+    weights = _weights(plan.users)
+    start = datetime.now(UTC) - timedelta(days=plan.days)
+    step = timedelta(days=plan.days) / max(plan.posts, 1)
+    made: set[tuple[int, int]] = set()
+    for k in range(plan.reposts):
+        last = (k + 1) * REPOSTS_PER - 1  # the post it follows
+        post = rng.randint(max(0, last - 20_000), last)
+        user = rng.choices(user_ids, cum_weights=weights)[0]
+        if (user, post) not in made:
+            made.add((user, post))
+            yield (_entry_id(first_id, last) + 1, user, _entry_id(first_id, post), authors[post],
+                   start + step * last)  # fmt: skip
+
+
+def _block_and_mute_rows(
+    plan: SeedPlan, user_ids: list[int], follows: set[tuple[int, int]]
+) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """Blocks between accounts that follow each other in neither direction (a block ends
+    follows), and mutes of accounts their muter follows (where a mute is of use)."""
+    rng = random.Random(plan.seed + 3)
+    blocks: set[tuple[int, int]] = set()
+    # Bounded, as _follow_rows is: where nearly everyone follows everyone, fewer blocks.
+    for _ in range(plan.blocks * 20 if len(user_ids) > 1 else 0):
+        if len(blocks) == plan.blocks:
+            break
+        pair = tuple(rng.sample(user_ids, 2))
+        if pair not in follows and pair[::-1] not in follows:
+            blocks.add(pair)
+    return blocks, set(rng.sample(sorted(follows), min(plan.mutes, len(follows))))
 
 
 def _follow_rows(plan: SeedPlan, user_ids: list[int]) -> set[tuple[int, int]]:
@@ -155,9 +207,10 @@ def _follow_rows(plan: SeedPlan, user_ids: list[int]) -> set[tuple[int, int]]:
 
 
 async def seed(conn: asyncpg.Connection, plan: SeedPlan, *, progress: bool = True) -> None:
-    """Insert the plan's users, posts and follows in one transaction."""
+    """Insert the plan's users, posts, reposts, follows, blocks and mutes in one transaction."""
     password_hash = await hash_password(DEMO_PASSWORD)
-    bar = tqdm(total=plan.users + plan.posts + plan.follows, unit="rows", disable=not progress)
+    total = plan.users + plan.posts + plan.reposts + plan.follows + plan.blocks + plan.mutes
+    bar = tqdm(total=total, unit="rows", disable=not progress)
     async with conn.transaction():
         prefix = await conn.fetchval(
             "SELECT 'user' || (coalesce(max(id), 0) + 1) || '_' FROM users"
@@ -176,12 +229,19 @@ async def seed(conn: asyncpg.Connection, plan: SeedPlan, *, progress: bool = Tru
         accounts = {row["username"].lower(): row["id"] for row in rows}
         bar.update(plan.users)
         await _insert_posts(conn, plan, user_ids, usernames, accounts, bar)
+        follows = _follow_rows(plan, user_ids)
         await conn.copy_records_to_table(
-            "follows",
-            records=sorted(_follow_rows(plan, user_ids)),
-            columns=["follower_id", "followee_id"],
+            "follows", records=sorted(follows), columns=["follower_id", "followee_id"]
         )
         bar.update(plan.follows)
+        blocks, mutes = _block_and_mute_rows(plan, user_ids, follows)
+        await conn.copy_records_to_table(
+            "blocks", records=sorted(blocks), columns=["blocker_id", "blocked_id"]
+        )
+        await conn.copy_records_to_table(
+            "mutes", records=sorted(mutes), columns=["muter_id", "muted_id"]
+        )
+        bar.update(plan.blocks + plan.mutes)
         await _recount(conn)
     bar.close()
     # Statistics for the planner, and the visibility map, without which the index-only scans
@@ -200,12 +260,17 @@ async def _insert_posts(conn, plan, user_ids, usernames, accounts, bar) -> None:
         ) ON COMMIT DROP
         """
     )
-    first_post = await conn.fetchval("SELECT coalesce(max(id), 0) + 1 FROM posts")
+    first_post = await conn.fetchval(
+        "SELECT coalesce(greatest((SELECT max(id) FROM posts), (SELECT max(id) FROM reposts)), 0)"
+        " + 1"
+    )
+    authors: list[int] = []  # of each post, in order, for the reposts
     batch: list[tuple] = []
     tags: list[tuple[str, int]] = []
     mentioned: list[tuple[int, int, str]] = []
     for row in _post_rows(plan, user_ids, first_post, usernames):
         batch.append(row)
+        authors.append(row[1])
         tags += [(tag, row[0]) for tag in hashtags(row[2])]
         mentioned += [
             (row[0], accounts[name], name) for name in mentions(row[2]) if name in accounts
@@ -227,8 +292,18 @@ async def _insert_posts(conn, plan, user_ids, usernames, accounts, bar) -> None:
     await conn.copy_records_to_table(
         "post_mentions", records=mentioned, columns=["post_id", "user_id", "name"]
     )
+    await conn.copy_records_to_table(
+        "reposts",
+        records=list(_repost_rows(plan, user_ids, first_post, authors)),
+        columns=["id", "user_id", "post_id", "post_author_id", "created_at"],
+    )
+    bar.update(plan.reposts)
+    # Posts and reposts share the sequence (migration 0011): it goes on after the last of both.
     await conn.execute(
-        "SELECT setval(pg_get_serial_sequence('posts', 'id'), (SELECT max(id) FROM posts))"
+        """
+        SELECT setval(pg_get_serial_sequence('posts', 'id'),
+                      greatest((SELECT max(id) FROM posts), (SELECT max(id) FROM reposts)))
+        """
     )
 
 
@@ -243,11 +318,18 @@ async def _recount(conn: asyncpg.Connection) -> None:
                 (SELECT count(*) FROM follows f WHERE f.follower_id = u.id), 0)
         """
     )
+    # Both counts of a post in one write: each update of a row writes the whole row again.
     await conn.execute(
         """
-        UPDATE posts p SET reply_count = r.replies
-        FROM (SELECT in_reply_to AS id, count(*) AS replies FROM posts
-              WHERE in_reply_to IS NOT NULL GROUP BY in_reply_to) AS r
-        WHERE p.id = r.id
+        UPDATE posts p SET reply_count = c.replies, repost_count = c.reposts
+        FROM (
+            SELECT id, sum(replies) AS replies, sum(reposts) AS reposts FROM (
+                SELECT in_reply_to AS id, count(*) AS replies, 0 AS reposts FROM posts
+                WHERE in_reply_to IS NOT NULL GROUP BY in_reply_to
+                UNION ALL
+                SELECT post_id, 0, count(*) FROM reposts GROUP BY post_id
+            ) AS counted GROUP BY id
+        ) AS c
+        WHERE p.id = c.id
         """
     )

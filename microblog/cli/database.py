@@ -44,7 +44,8 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     print(
-        f"seeded {plan.users} users, {plan.posts} posts and up to {plan.follows} follows; "
+        f"seeded {plan.users} users, {plan.posts} posts and up to {plan.reposts} reposts, "
+        f"{plan.follows} follows, {plan.blocks} blocks and {plan.mutes} mutes; "
         f"every demo account's password is {DEMO_PASSWORD!r}"
     )
     return 0
