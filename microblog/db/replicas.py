@@ -5,6 +5,10 @@ its replay position, each on a connection of the monitor's own and within PROBE_
 replica that errors, times out or is not a standby is marked down, and probed again on the next
 round like the others: it rejoins by itself. Picking a replica for a read (`choose`) only reads
 this state, so routing adds no query to a request.
+
+What the metrics read, per process: `statuses` (each replica's lag and state), `reads` (how
+many reads were sent where, and why) and `failovers` (reads a replica failed, which the primary
+then served).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -23,8 +28,10 @@ from microblog.db.outage import CONNECT_ERRORS
 from microblog.db.replica_status import (
     Choice,
     PrimaryPositions,
+    Reason,
     ReplicaStatus,
     choose_replica,
+    summary,
 )
 
 log = logging.getLogger(__name__)
@@ -58,7 +65,7 @@ class _Probe:
 
     async def fetchrow(self, sql: str) -> asyncpg.Record:
         try:
-            if self._conn is None:
+            if self._conn is None or self._conn.is_closed():  # a server restarted since
                 self._conn = await asyncpg.connect(
                     self._url,
                     timeout=PROBE_TIMEOUT,
@@ -105,6 +112,10 @@ class Replicas:
         self._primary = probe(primary_url)
         self._positions = PrimaryPositions(keep=max(POSITION_HISTORY, 2 * max_lag))
         self._turns = itertools.count()
+        # Since the process started: reads by (target, reason), and by replica the reads it
+        # failed that the primary then served.
+        self.reads: Counter[tuple[str, Reason]] = Counter()
+        self.failovers: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._replicas)
@@ -114,22 +125,31 @@ class Replicas:
         """A snapshot of every replica's state, for choosing, /up, logs and metrics."""
         return tuple(replica.status for replica in self._replicas.values())
 
+    def summaries(self) -> list[str]:
+        """One line per replica, as /up shows them: in use or not, and why."""
+        now = time.time()
+        return [summary(status, max_lag=self.max_lag, now=now) for status in self.statuses]
+
     def choose(self, required: Lsn | None) -> Choice:
-        """Where a read that needs position `required` (None: any) should go."""
-        return choose_replica(
+        """Where a read that needs position `required` (None: any) should go; counted."""
+        choice = choose_replica(
             self.statuses,
             required=required,
             max_lag=self.max_lag,
             now=time.time(),
             turn=next(self._turns),
         )
+        self.reads[choice.target, choice.reason] += 1
+        return choice
 
     def pool(self, name: str) -> asyncpg.Pool:
         return self._replicas[name].pool
 
-    def mark_down(self, name: str, error: str) -> None:
-        """A read on this replica failed: skip it until the next good probe."""
-        self._set(self._replicas[name], up=False, error=error)
+    def mark_down(self, name: str, error: BaseException) -> None:
+        """A read on this replica failed (the primary serves it instead): skip the replica
+        until the next good probe."""
+        self.failovers[name] += 1
+        self._set(self._replicas[name], up=False, error=_describe(error))
 
     async def probe(self) -> None:
         """One round: the primary's position first, so no replica looks ahead of it."""
@@ -178,6 +198,19 @@ class Replicas:
                 log.info("replica up", extra={"replica": replica.name})
             else:
                 log.warning("replica down", extra={"replica": replica.name, "error": error})
+        if up and self._lagging(replica.status) != (was.up and self._lagging(was)):
+            if self._lagging(replica.status):
+                log.warning("replica lagging; reads go elsewhere", extra=self._lag_of(replica))
+            else:
+                log.info("replica caught up", extra=self._lag_of(replica))
+
+    def _lagging(self, status: ReplicaStatus) -> bool:
+        return status.lag_seconds is not None and status.lag_seconds > self.max_lag
+
+    def _lag_of(self, replica: _Replica) -> dict[str, object]:
+        status = replica.status
+        return {"replica": replica.name, "lag_seconds": round(status.lag_seconds or 0.0, 3),
+                "lag_bytes": status.lag_bytes, "max_lag": self.max_lag}  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
         """Probe every PROBE_INTERVAL until stop is set."""
