@@ -211,10 +211,13 @@ async def test_a_bug_in_a_read_is_raised_not_taken_for_a_replica_fault(with_repl
         with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
             async with Reading(pools.primary, pools.replicas, None, wait=5) as conn:
                 await conn.fetchval("INSERT INTO posts (author_id, body) VALUES (1, 'x')")
+        with pytest.raises(asyncpg.DataError):
+            async with Reading(pools.primary, pools.replicas, None, wait=5) as conn:
+                await conn.fetchval("SELECT $1::int", "not a number")
         (status,) = pools.replicas.statuses
         assert status.up
         assert not pools.replicas.failovers
-        assert pools.replicas.reads[status.name, Reason.REPLICA] == 2
+        assert pools.replicas.reads[status.name, Reason.REPLICA] == 3
 
 
 async def test_up_says_which_replicas_are_in_use_and_never_a_password(

@@ -16,6 +16,7 @@ to the primary halfway sees a newer state in its later statements, never an olde
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from typing import Any
 
 import asyncpg
@@ -31,12 +32,15 @@ log = logging.getLogger(__name__)
 # milliseconds, far below a visitor's patience, and a stalled replica holds no request for long.
 REPLICA_WAIT = 2.0
 
-# What a replica fails a statement with that the primary would not: the connection failing,
-# and hot standby's conflicts with recovery: "canceling statement due to conflict with
-# recovery" (40001, or 40P01 for a deadlock with replay), and the database being dropped under
-# it (57P04).
+# What a replica fails a statement with that the primary would not: the connection failing;
+# asyncpg refusing a connection that a dying server left half-way through the protocol
+# ("another operation is in progress", "connection is closed"); and hot standby's conflicts
+# with recovery: "canceling statement due to conflict with recovery" (40001, or 40P01 for a
+# deadlock with replay), and the database being dropped under it (57P04).
 REPLICA_FAULTS: tuple[type[BaseException], ...] = (
     *DATABASE_OUTAGE,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.DatabaseDroppedError,
@@ -83,8 +87,10 @@ class Reading:
             else:
                 try:
                     return await getattr(conn, method)(query, *args, timeout=REPLICA_WAIT)
+                except asyncpg.DataError:
+                    raise  # an argument refused before it was sent: a bug, not the replica
                 except REPLICA_FAULTS as error:
-                    conn.terminate()  # in whatever state the fault left it
+                    _discard(conn)
                     await self._fail_over(error)
         conn = await self._connection(self._primary, self._wait)
         return await getattr(conn, method)(query, *args)
@@ -107,3 +113,10 @@ class Reading:
         held, self._held = self._held, None
         if held is not None:
             await held.__aexit__(None, None, None)
+
+
+def _discard(conn: asyncpg.Connection) -> None:
+    """Close a connection a fault left in any state, without waiting on its server (a lost one
+    its pool has taken back already)."""
+    with suppress(asyncpg.InterfaceError):  # "connection has been released back to the pool"
+        conn.terminate()
