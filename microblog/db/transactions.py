@@ -15,9 +15,7 @@ and whoever acts on such a change subscribed to it once, when the process was pu
 so a new kind of write needs no list of duties, and a new duty no visit to every writer.
 Work that belongs to one transaction rather than to a kind of change registers on the
 transaction itself, `after_commit(conn, callback)`; work after every commit of a process
-registers with `transactions.on_every_commit(callback)`. What must know how far the primary's
-write-ahead log had come once a commit was done (read-your-writes, web/read_your_writes.py)
-registers with `transactions.report_positions(record)`.
+registers with `transactions.on_every_commit(callback)`.
 """
 
 from __future__ import annotations
@@ -30,25 +28,16 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from microblog.db.lsn import Lsn
-from microblog.db.outage import DATABASE_OUTAGE
 from microblog.db.pools import Pools, acquire
 
 log = logging.getLogger(__name__)
 
 # A transaction waits this long for a free connection (a request then gets a 503 page).
 ACQUIRE_TIMEOUT = 10.0
-# The primary's WAL position once a commit is done: past the commit's own record, whatever
-# synchronous_commit says (the insert position, not the flushed one). Read on the committing
-# connection before it goes back to its pool: one round trip, with no connection to wait for,
-# the cheapest moment measured (docs/benchmarks.md, "Read replicas").
-POSITION_AFTER_COMMIT = "SELECT pg_current_wal_insert_lsn()"
 
 Callback = Callable[[], Awaitable[None]]
 # A duty gets the ids of what changed (posts for POSTS, users for PROFILES, ...).
 Duty = Callable[[frozenset[int]], Awaitable[None]]
-# Gets the position after a commit; None when it could not be read (the primary went away).
-PositionRecorder = Callable[[Lsn | None], None]
 
 
 @dataclass(frozen=True)
@@ -108,7 +97,6 @@ class Transactions:
         self._wait = wait
         self._duties: dict[Change, list[Duty]] = {}
         self._every_commit: list[Callback] = []
-        self._position_recorders: list[PositionRecorder] = []
 
     def on(self, changes: Iterable[Change], duty: Duty) -> None:
         """After a commit that made any of `changes`, run `duty` once with their subjects."""
@@ -118,24 +106,14 @@ class Transactions:
     def on_every_commit(self, callback: Callback) -> None:
         self._every_commit.append(callback)
 
-    def report_positions(self, record: PositionRecorder) -> None:
-        """After every commit, hand `record` the primary's WAL position (synchronously, before
-        the callbacks and duties run)."""
-        self._position_recorders.append(record)
-
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection inside one transaction: a user action commits whole or not at all.
 
         What follows the commit runs once the connection is back in its pool: a duty may need
         one of its own (the cache's and the queue's pools may be this one)."""
-        async with acquire(self._pool, self._wait) as conn:
-            async with _begin(conn, self._queue) as done:
-                yield conn
-            if self._position_recorders:
-                position = await _position_after_commit(conn)
-                for record in self._position_recorders:
-                    record(position)
+        async with acquire(self._pool, self._wait) as conn, _begin(conn, self._queue) as done:
+            yield conn
         await _run(self._work_after(done))
 
     def _work_after(self, transaction: _InProgress) -> list[Callback]:
@@ -170,14 +148,6 @@ async def _begin(
             yield transaction
     finally:
         _current.reset(token)
-
-
-async def _position_after_commit(conn: asyncpg.Connection) -> Lsn | None:
-    try:
-        return Lsn(await conn.fetchval(POSITION_AFTER_COMMIT))
-    except DATABASE_OUTAGE as error:  # the write has committed: its caller must not fail now
-        log.warning("WAL position after a commit unknown", extra={"error": type(error).__name__})
-        return None
 
 
 async def _run(work: list[Callback]) -> None:
