@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 
 from microblog.db.lsn import Lsn
-from microblog.db.outage import CONNECT_ERRORS, DATABASE_OUTAGE
+from microblog.db.outage import CONNECT_ERRORS, REPLICA_FAULTS
 from microblog.db.pools import acquire
 from microblog.db.replicas import Replicas
 
@@ -31,20 +31,6 @@ log = logging.getLogger(__name__)
 # A replica answers within this long, or the primary serves the read: far above a read's usual
 # milliseconds, far below a visitor's patience, and a stalled replica holds no request for long.
 REPLICA_WAIT = 2.0
-
-# What a replica fails a statement with that the primary would not: the connection failing;
-# asyncpg refusing a connection that a dying server left half-way through the protocol
-# ("another operation is in progress", "connection is closed"); and hot standby's conflicts
-# with recovery: "canceling statement due to conflict with recovery" (40001, or 40P01 for a
-# deadlock with replay), and the database being dropped under it (57P04).
-REPLICA_FAULTS: tuple[type[BaseException], ...] = (
-    *DATABASE_OUTAGE,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.DatabaseDroppedError,
-)
 
 
 class Reading:

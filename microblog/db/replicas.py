@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from microblog.db.lsn import Lsn
-from microblog.db.outage import CONNECT_ERRORS
+from microblog.db.outage import CONNECT_ERRORS, REPLICA_FAULTS
 from microblog.db.replica_status import (
     Choice,
     PrimaryPositions,
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 0.2
 PROBE_TIMEOUT = 1.0
+# What a probe may run into that says the server cannot be used now, never a bug of ours.
+PROBE_FAULTS = (*CONNECT_ERRORS, *REPLICA_FAULTS)
 # How far back the primary's positions are kept to time a replica's lag (at least this long).
 POSITION_HISTORY = 60.0
 
@@ -155,7 +157,7 @@ class Replicas:
         """One round: the primary's position first, so no replica looks ahead of it."""
         try:
             position = Lsn((await self._primary.fetchrow(PRIMARY_PROBE))[0])
-        except CONNECT_ERRORS as error:
+        except PROBE_FAULTS as error:
             log.debug("primary position unknown", extra={"error": _describe(error)})
         else:
             self._positions.record(position, time.monotonic())
@@ -166,7 +168,7 @@ class Replicas:
             row = await replica.probe.fetchrow(REPLICA_PROBE)
             if not row["standby"] or row["replayed"] is None:
                 raise NotAStandby("is not a standby (pg_is_in_recovery() is false)")
-        except (*CONNECT_ERRORS, NotAStandby) as error:
+        except (*PROBE_FAULTS, NotAStandby) as error:
             replica.probe.close()
             self._set(replica, up=False, error=_describe(error))
             return
