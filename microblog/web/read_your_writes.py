@@ -26,10 +26,10 @@ log = logging.getLogger(__name__)
 
 POSITION = "wal"
 # Past the commit's own record, whatever synchronous_commit says: the insert position, not the
-# flushed one. Read once the commit is done, on a connection the commit has just freed: one
-# round trip, the cheapest correct moment (docs/benchmarks.md, "Read replicas"). A position
-# read inside the transaction would come before its commit record, which a replica at that
-# position has not replayed.
+# flushed one. Read once the commit is done, on the connection the commit has just freed: one
+# round trip, as reading it on the committing connection would cost (docs/benchmarks.md, "Read
+# replicas and PgBouncer"). Read inside the transaction, at no cost, it would come before the
+# commit record, which a replica at that position has not replayed.
 POSITION_NOW = "SELECT pg_current_wal_insert_lsn()"
 # When the position after a write could not be read: past any position, so that this visitor's
 # reads go to the primary until their next write records one.
