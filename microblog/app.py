@@ -27,13 +27,14 @@ from microblog.reposts.routes import blueprint as reposts_blueprint
 from microblog.timelines.routes import blueprint as timelines_blueprint
 from microblog.users.known import KnownUsers
 from microblog.users.routes import blueprint as users_blueprint
-from microblog.users.sessions import init_logins
+from microblog.users.sessions import current_user, init_logins
 from microblog.web import assets, csrf, health, observability, security, sessions, state
 from microblog.web.converters import IdConverter, UsernameConverter
 from microblog.web.errors import register_error_handlers
 from microblog.web.forms import read_body_first
 from microblog.web.proxies import ProxyHeadersMiddleware
 from microblog.web.ratelimits import init_rate_limits
+from microblog.web.read_your_writes import follow_writes
 from microblog.web.templating import init_templating
 
 # Larger bodies get 413 before any handler reads them. Forms here are small text.
@@ -88,6 +89,8 @@ def create_app(
     app.before_request(observability.start_request)
     app.session_interface = sessions.CookieSessions()
     init_logins(app, known_users or KnownUsers(), transactions)
+    # A logged-in writer's reads wait for a replica to replay their write (web/db.reading).
+    follow_writes(app, transactions, carries=lambda: current_user() is not None)
     app.before_request(read_body_first)
     # After the user is known: post_user counts per user.
     init_rate_limits(app, settings.rate_limits)

@@ -163,14 +163,24 @@ def role_templates(server_url: str) -> dict[str, str]:
 
 # Tests of modules marked both_layouts run twice: with every role in one database (the
 # default deployment), and with QUEUE_DATABASE_URL and CACHE_DATABASE_URL on databases of
-# their own. The rest touch one database's tables only, and run once, in the first layout.
+# their own. Those marked through_pgbouncer run once more, with DATABASE_URL through PgBouncer
+# in transaction mode and DATABASE_DIRECT_URL beside it. The rest touch one database's tables
+# only, and run once, in the first layout.
 ONE_DATABASE = "one-database"
 SPLIT_DATABASES = "split-databases"
+THROUGH_PGBOUNCER = "through-pgbouncer"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "layout" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_layouts"):
-        metafunc.parametrize("layout", [ONE_DATABASE, SPLIT_DATABASES], indirect=True)
+    if "layout" not in metafunc.fixturenames:
+        return
+    layouts = [ONE_DATABASE]
+    if metafunc.definition.get_closest_marker("both_layouts"):
+        layouts.append(SPLIT_DATABASES)
+    if metafunc.definition.get_closest_marker("through_pgbouncer"):
+        layouts.append(THROUGH_PGBOUNCER)
+    if len(layouts) > 1:
+        metafunc.parametrize("layout", layouts, indirect=True)
 
 
 @pytest.fixture
@@ -192,7 +202,7 @@ async def databases(
     server_url: str, layout: str, template_database: str, role_templates: dict[str, str]
 ) -> AsyncIterator[Databases]:
     """Fresh, migrated databases for this test only, laid out as `layout` says."""
-    if layout == ONE_DATABASE:
+    if layout != SPLIT_DATABASES:
         templates = dict.fromkeys(role_templates, template_database)
     else:
         templates = role_templates
@@ -240,9 +250,17 @@ def database_url(databases: Databases) -> str:
 
 
 @pytest.fixture
-def settings(databases: Databases, tmp_path: Path) -> Settings:
+def settings(
+    databases: Databases, layout: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Settings:
+    pooled = layout == THROUGH_PGBOUNCER
     return Settings(
-        database_url=databases.primary,
+        database_url=(
+            request.getfixturevalue("pgbouncer").url(databases.primary)
+            if pooled
+            else databases.primary
+        ),
+        database_direct_url=databases.primary if pooled else None,
         queue_database_url=databases.queue if databases.queue != databases.primary else None,
         cache_database_url=databases.cache if databases.cache != databases.primary else None,
         secret_key_base=TEST_SECRET,

@@ -10,7 +10,7 @@ from microblog.avatars.images import digest, image_type, problem
 from microblog.users.routes import settings_page
 from microblog.users.sessions import current_user, login_required
 from microblog.web.assets import IMMUTABLE
-from microblog.web.db import connection, transaction
+from microblog.web.db import reading, transaction
 from microblog.web.ratelimits import exempt
 
 blueprint = Blueprint("avatars", __name__)
@@ -41,7 +41,7 @@ async def remove_avatar() -> Response:
 @pictures.route("/@<username:username>/avatar")
 @exempt  # a timeline shows twenty of them, and each is one indexed read
 async def avatar(username: str) -> Response:
-    async with connection() as conn:
+    async with reading() as conn:
         found = await queries.avatar_by_username(conn, username)
     if found is None:
         abort(404, f"@{username} has no picture.")

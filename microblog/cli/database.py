@@ -58,6 +58,10 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
         from microblog.db.embedded_replica import run_replica_in_foreground
 
         asyncio.run(run_replica_in_foreground(settings.data_dir))
+    elif args.pgbouncer:
+        from microblog.db.embedded_pooler import run_pgbouncer_in_foreground
+
+        asyncio.run(run_pgbouncer_in_foreground(settings.data_dir))
     else:
         from microblog.db.embedded import run_in_foreground
 
@@ -73,10 +77,16 @@ def add_db_and_seed_commands(commands: Any) -> None:
     db = add_command(
         commands, "db", _db, "run the embedded PostgreSQL in the foreground and print its URL"
     )
-    db.add_argument(
+    beside = db.add_mutually_exclusive_group()
+    beside.add_argument(
         "--replica",
         action="store_true",
         help="run a streaming replica of it instead, kept in the data folder",
+    )
+    beside.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="run PgBouncer in transaction mode before it instead, and print its URL",
     )
     seed = add_command(commands, "seed", _seed, "generate demo or benchmark data")
     seed.add_argument(

@@ -34,3 +34,18 @@ CONNECT_ERRORS: tuple[type[BaseException], ...] = (
 
 def is_outage(error: BaseException) -> bool:
     return isinstance(error, DATABASE_OUTAGE)
+
+
+# What a replica fails a statement or a probe with that the primary would not: an outage; asyncpg
+# refusing a connection that a dying server left half-way through the protocol ("another
+# operation is in progress", "connection is closed"); and hot standby's conflicts with recovery:
+# "canceling statement due to conflict with recovery" (40001, or 40P01 for a deadlock with
+# replay), and the database being dropped under it (57P04). The primary then serves the read.
+REPLICA_FAULTS: tuple[type[BaseException], ...] = (
+    *DATABASE_OUTAGE,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.DatabaseDroppedError,
+)

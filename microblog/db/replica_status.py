@@ -96,6 +96,21 @@ def _verdict(status: ReplicaStatus, required: Lsn | None, max_lag: float, now: f
     return Reason.REPLICA
 
 
+def summary(status: ReplicaStatus, *, max_lag: float, now: float) -> str:
+    """One line on a replica for an operator: whether reads may use it, and if not, why."""
+    verdict = _verdict(status, None, max_lag, now)
+    behind = (
+        f"{status.lag_seconds:.1f} s and {status.lag_bytes or 0} bytes behind"
+        if status.lag_seconds is not None
+        else "lag unknown"
+    )
+    if verdict is Reason.REPLICA:
+        return f"replica {status.name}: in use, {behind}"
+    if verdict is Reason.LAGGING:
+        return f"replica {status.name}: not in use, lagging ({behind}; at most {max_lag:g} s)"
+    return f"replica {status.name}: not in use, down ({status.error or 'not heard from lately'})"
+
+
 class PrimaryPositions:
     """The primary's WAL position as the monitor saw it over time.
 

@@ -5,6 +5,10 @@ its replay position, each on a connection of the monitor's own and within PROBE_
 replica that errors, times out or is not a standby is marked down, and probed again on the next
 round like the others: it rejoins by itself. Picking a replica for a read (`choose`) only reads
 this state, so routing adds no query to a request.
+
+What the metrics read, per process: `statuses` (each replica's lag and state), `reads` (how
+many reads were sent where, and why) and `failovers` (reads a replica failed, which the primary
+then served).
 """
 
 from __future__ import annotations
@@ -13,24 +17,29 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
 
 from microblog.db.lsn import Lsn
-from microblog.db.outage import CONNECT_ERRORS
+from microblog.db.outage import CONNECT_ERRORS, REPLICA_FAULTS
 from microblog.db.replica_status import (
     Choice,
     PrimaryPositions,
+    Reason,
     ReplicaStatus,
     choose_replica,
+    summary,
 )
 
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL = 0.2
 PROBE_TIMEOUT = 1.0
+# What a probe may run into that says the server cannot be used now, never a bug of ours.
+PROBE_FAULTS = (*CONNECT_ERRORS, *REPLICA_FAULTS)
 # How far back the primary's positions are kept to time a replica's lag (at least this long).
 POSITION_HISTORY = 60.0
 
@@ -58,7 +67,7 @@ class _Probe:
 
     async def fetchrow(self, sql: str) -> asyncpg.Record:
         try:
-            if self._conn is None:
+            if self._conn is None or self._conn.is_closed():  # a server restarted since
                 self._conn = await asyncpg.connect(
                     self._url,
                     timeout=PROBE_TIMEOUT,
@@ -105,6 +114,10 @@ class Replicas:
         self._primary = probe(primary_url)
         self._positions = PrimaryPositions(keep=max(POSITION_HISTORY, 2 * max_lag))
         self._turns = itertools.count()
+        # Since the process started: reads by (target, reason), and by replica the reads it
+        # failed that the primary then served.
+        self.reads: Counter[tuple[str, Reason]] = Counter()
+        self.failovers: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._replicas)
@@ -114,28 +127,37 @@ class Replicas:
         """A snapshot of every replica's state, for choosing, /up, logs and metrics."""
         return tuple(replica.status for replica in self._replicas.values())
 
+    def summaries(self) -> list[str]:
+        """One line per replica, as /up shows them: in use or not, and why."""
+        now = time.time()
+        return [summary(status, max_lag=self.max_lag, now=now) for status in self.statuses]
+
     def choose(self, required: Lsn | None) -> Choice:
-        """Where a read that needs position `required` (None: any) should go."""
-        return choose_replica(
+        """Where a read that needs position `required` (None: any) should go; counted."""
+        choice = choose_replica(
             self.statuses,
             required=required,
             max_lag=self.max_lag,
             now=time.time(),
             turn=next(self._turns),
         )
+        self.reads[choice.target, choice.reason] += 1
+        return choice
 
     def pool(self, name: str) -> asyncpg.Pool:
         return self._replicas[name].pool
 
-    def mark_down(self, name: str, error: str) -> None:
-        """A read on this replica failed: skip it until the next good probe."""
-        self._set(self._replicas[name], up=False, error=error)
+    def mark_down(self, name: str, error: BaseException) -> None:
+        """A read on this replica failed (the primary serves it instead): skip the replica
+        until the next good probe."""
+        self.failovers[name] += 1
+        self._set(self._replicas[name], up=False, error=_describe(error))
 
     async def probe(self) -> None:
         """One round: the primary's position first, so no replica looks ahead of it."""
         try:
             position = Lsn((await self._primary.fetchrow(PRIMARY_PROBE))[0])
-        except CONNECT_ERRORS as error:
+        except PROBE_FAULTS as error:
             log.debug("primary position unknown", extra={"error": _describe(error)})
         else:
             self._positions.record(position, time.monotonic())
@@ -146,7 +168,7 @@ class Replicas:
             row = await replica.probe.fetchrow(REPLICA_PROBE)
             if not row["standby"] or row["replayed"] is None:
                 raise NotAStandby("is not a standby (pg_is_in_recovery() is false)")
-        except (*CONNECT_ERRORS, NotAStandby) as error:
+        except (*PROBE_FAULTS, NotAStandby) as error:
             replica.probe.close()
             self._set(replica, up=False, error=_describe(error))
             return
@@ -178,6 +200,19 @@ class Replicas:
                 log.info("replica up", extra={"replica": replica.name})
             else:
                 log.warning("replica down", extra={"replica": replica.name, "error": error})
+        if up and self._lagging(replica.status) != (was.up and self._lagging(was)):
+            if self._lagging(replica.status):
+                log.warning("replica lagging; reads go elsewhere", extra=self._lag_of(replica))
+            else:
+                log.info("replica caught up", extra=self._lag_of(replica))
+
+    def _lagging(self, status: ReplicaStatus) -> bool:
+        return status.lag_seconds is not None and status.lag_seconds > self.max_lag
+
+    def _lag_of(self, replica: _Replica) -> dict[str, object]:
+        status = replica.status
+        return {"replica": replica.name, "lag_seconds": round(status.lag_seconds or 0.0, 3),
+                "lag_bytes": status.lag_bytes, "max_lag": self.max_lag}  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
         """Probe every PROBE_INTERVAL until stop is set."""

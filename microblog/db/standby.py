@@ -32,7 +32,8 @@ SOCKET_PATH_LIMIT = 108
 
 
 class StandbyError(RuntimeError):
-    """A replica could not be made or run; the message says why."""
+    """A replica, or PgBouncer beside the embedded database, could not be made or run; the
+    message says why."""
 
 
 def pgserver_bin() -> Path:

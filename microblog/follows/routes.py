@@ -10,7 +10,7 @@ from microblog.jobs.queue import enqueue
 from microblog.users.bios import linked_bios
 from microblog.users.queries import User, user_by_username
 from microblog.users.sessions import current_user, login_required
-from microblog.web.db import connection, transaction
+from microblog.web.db import reading, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import keyset_page, remember_place
@@ -58,7 +58,7 @@ async def unfollow(username: str) -> Response:
 async def _people_page(username: str, *, followers: bool) -> Response:
     viewer = current_user()
     viewer_id = viewer.id if viewer else None
-    async with connection() as conn:
+    async with reading() as conn:
         user: User | None = await user_by_username(conn, username)
         if user is None:
             abort(404, f"There is no one called @{username} here.")

@@ -15,7 +15,7 @@ from microblog.posts.forms import NewPost
 from microblog.posts.jobs import post_created, post_liked
 from microblog.posts.render import hashtags, mentions
 from microblog.users.sessions import current_user, login_required
-from microblog.web.db import connection, transaction
+from microblog.web.db import connection, reading, transaction
 from microblog.web.forms import local_path, referrer_path
 from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import cursor, page_of
@@ -76,7 +76,7 @@ async def show(post_id: int) -> Response:
     viewer = current_user()
     viewer_id = viewer.id if viewer else None
     after = cursor("after") or 0
-    async with connection() as conn:
+    async with reading() as conn:
         post = await queries.post_view(conn, post_id, viewer_id)
         if post is None:
             abort(404, "This post does not exist, or it was deleted.")

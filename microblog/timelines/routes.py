@@ -18,7 +18,7 @@ from microblog.timelines import public_cache, queries
 from microblog.users.bios import linked_bios
 from microblog.users.queries import user_by_username
 from microblog.users.sessions import current_user
-from microblog.web.db import connection
+from microblog.web.db import connection, reading
 from microblog.web.htmx import render
 from microblog.web.pagination import Page, cursor, keyset_page, pages, remember_place
 
@@ -45,13 +45,15 @@ async def _shown(page: Page[PostView]) -> dict[str, Any]:
 async def _public_page(viewer_id: int | None) -> dict[str, Any]:
     """A page of the public timeline; for anonymous visitors the first one comes cached."""
 
-    async def compute() -> dict[str, Any]:
-        async with connection() as conn:
+    async def compute(read=reading) -> dict[str, Any]:
+        async with read() as conn:
             page = await _fetch(conn, lambda c, b, n: queries.public(c, viewer_id, b, n))
         return await _shown(page)
 
     if viewer_id is None and cursor("before") is None and pages() == 1:
-        cached = await public_cache.first_page(compute)
+        # Shared until the next write bumps its version, so drawn from the primary: from a
+        # replica behind that write it would stay stale for the cache's TTL.
+        cached = await public_cache.first_page(lambda: compute(connection))
         if cached is not None:
             return cached
     return await compute()
@@ -68,7 +70,7 @@ async def home() -> Response:
     if viewer is None:
         page = await _public_page(None)
     else:
-        async with connection() as conn:
+        async with reading() as conn:
             fetched = await _fetch(conn, lambda c, b, n: queries.home(c, viewer.id, b, n))
         page = await _shown(fetched)
     return await render("home.html", "_timeline_slot.html", compose=NewPost(body=""), **page)
@@ -83,7 +85,7 @@ async def public() -> Response:
 @blueprint.route("/@<username:username>")
 async def profile(username: str) -> Response:
     viewer_id = _viewer_id()
-    async with connection() as conn:
+    async with reading() as conn:
         user = await user_by_username(conn, username)
         if user is None:
             abort(404, f"There is no one called @{username} here.")
@@ -115,6 +117,6 @@ async def tag(tag: str) -> Response:
     if key is None:
         abort(404, "That is not a hashtag.")
     viewer_id = _viewer_id()
-    async with connection() as conn:
+    async with reading() as conn:
         page = await _fetch(conn, lambda c, b, n: queries.tagged(c, key, viewer_id, b, n))
     return await render("tag.html", "_timeline.html", tag=key, **await _shown(page))

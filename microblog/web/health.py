@@ -1,7 +1,9 @@
 """GET /up: what load balancers ask before sending an instance traffic.
 
 200 with the instance name when the app is booted and PostgreSQL answers SELECT 1 within a
-second; 503 when it does not, or once the instance has started draining.
+second; 503 when it does not, or once the instance has started draining. A line per replica
+follows, saying whether reads use it: a replica never changes the status, since the primary
+serves whatever the replicas cannot.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ blueprint = Blueprint("health", __name__)
 
 
 def _plain(text: str, status: int) -> Response:
-    response = Response(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+    lines = [text, *state().pools.replicas.summaries()]
+    body = "".join(line + "\n" for line in lines)
+    response = Response(body, status=status, content_type="text/plain; charset=utf-8")
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -26,6 +26,7 @@ from tests.e2e.conftest import (
     Launcher,
     Visitor,
     WebProcess,
+    fetch_rows,
     forms,
     free_port,
     sign_up,
@@ -516,21 +517,36 @@ def test_notifications_are_produced_with_either_worker_placement(
 
 
 PROCFILE_PORTS = (8080, 3001, 3002, 3003)
+# The instances' own connections to the replica (not their monitors') whose last statement read
+# posts: the replica's own view of who reads from it.
+READ_FROM_THE_REPLICA = """
+    SELECT count(*) FROM pg_stat_activity
+    WHERE application_name LIKE 'microblog web %'
+      AND application_name NOT LIKE '% replica monitor' AND query LIKE '%p.author_id%'
+"""
 
 
+def _read_from_the_replica(replica_url: str) -> bool:
+    httpx.get("http://127.0.0.1:8080/@procfile", timeout=5)  # anonymous: no position to wait for
+    return bool(asyncio.run(fetch_rows(replica_url, READ_FROM_THE_REPLICA))[0][0])
+
+
+@pytest.mark.parametrize("procfile", ["Procfile.scale", "Procfile.pgbouncer"])
 @pytest.mark.parametrize("runner", ["honcho", "foreman"])
-def test_procfile_scale_starts_a_working_cluster(runner, pyz, scratch_dir: Path):
+def test_a_procfile_starts_the_whole_architecture(runner, procfile, pyz, scratch_dir: Path):
+    """nginx, three instances, a worker, the primary and a replica they read from; with
+    Procfile.pgbouncer, PgBouncer between the instances and the primary."""
     for port in PROCFILE_PORTS:
         assert not _answers(f"http://127.0.0.1:{port}/up"), f"port {port} is already in use"
     site = scratch_dir / runner
     site.mkdir()
-    for name in ("Procfile.scale", "nginx.conf", "static"):
+    for name in (procfile, "nginx.conf", "static"):
         (site / name).symlink_to(ROOT / name)
     (site / "microblog.pyz").symlink_to(pyz.path)
     command = (
-        [os.fspath(Path(os.sys.executable).parent / "honcho"), "start", "-f", "Procfile.scale"]
+        [os.fspath(Path(os.sys.executable).parent / "honcho"), "start", "-f", procfile]
         if runner == "honcho"
-        else [shutil.which("foreman") or "/usr/bin/foreman", "start", "-f", "Procfile.scale"]
+        else [shutil.which("foreman") or "/usr/bin/foreman", "start", "-f", procfile]
     )
     log = site / "runner.log"
     with log.open("wb") as output:
@@ -538,7 +554,7 @@ def test_procfile_scale_starts_a_working_cluster(runner, pyz, scratch_dir: Path)
             command, cwd=site, env=pyz.env(), stdout=output, stderr=subprocess.STDOUT
         )
     try:
-        wait_for(lambda: _answers("http://127.0.0.1:8080/up"), runner, popen, within=90)
+        wait_for(lambda: _answers("http://127.0.0.1:8080/up"), runner, popen, within=120)
         seen = set()
         deadline = time.monotonic() + 30
         while len(seen) < 3 and time.monotonic() < deadline:
@@ -546,6 +562,17 @@ def test_procfile_scale_starts_a_working_cluster(runner, pyz, scratch_dir: Path)
             if response.status_code == 200:
                 seen.add(response.headers["X-Instance"])
         assert len(seen) == 3, f"only {seen} answered: {tail(log)}"
+        with Visitor(httpx.Client(base_url="http://127.0.0.1:8080")) as author:
+            sign_up(author, "procfile")
+        replica_url = (site / "var" / "replica" / "url").read_text().strip()
+        wait_for(lambda: _read_from_the_replica(replica_url), "reads on the replica", popen, 30)
+        assert ": in use, " in httpx.get("http://127.0.0.1:8080/up").text
+        if procfile == "Procfile.pgbouncer":
+            # Clients logged in through PgBouncer from five processes: the three instances,
+            # the worker, and `db --pgbouncer` checking it took connections.
+            pooler_log = (site / "var" / "pgbouncer" / "log").read_text()
+            clients = set(re.findall(r"@unix\((\d+)\):\d+ login attempt: db=microblog", pooler_log))
+            assert len(clients) >= 5, pooler_log
     finally:
         popen.send_signal(signal.SIGTERM)
         try:

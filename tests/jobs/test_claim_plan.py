@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
+
+pytestmark = pytest.mark.through_pgbouncer
+
 WANTED = 100
 BACKLOG = 20_000
 

@@ -11,7 +11,7 @@ from microblog.jobs.registry import JobContext, JobRegistry, job
 from tests.conftest import wait_until
 from tests.jobs.conftest import exclusive, record, running_worker
 
-pytestmark = pytest.mark.both_layouts
+pytestmark = [pytest.mark.both_layouts, pytest.mark.through_pgbouncer]
 
 
 class Refused(Exception):

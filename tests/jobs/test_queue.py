@@ -16,6 +16,8 @@ from microblog.jobs.worker import retry_delay
 from tests.conftest import wait_until
 from tests.jobs.conftest import exclusive, job_states, record, running_worker
 
+pytestmark = pytest.mark.through_pgbouncer
+
 
 async def _finished(db, count: int) -> bool:
     return await db.fetchval("SELECT count(*) FROM infra.jobs WHERE state = 'finished'") == count

@@ -10,6 +10,8 @@ from microblog.jobs.builtin import ping
 from microblog.jobs.recurring import Recurring
 from microblog.jobs.registry import JobArgumentsError
 
+pytestmark = pytest.mark.through_pgbouncer
+
 AT = datetime(2026, 11, 28, 12, 7, 30, tzinfo=UTC)
 
 

@@ -1,0 +1,291 @@
+"""Read-replica and PgBouncer benchmark: where timeline reads go, and what the primary spends.
+
+    .venv/bin/python bench/replica.py [--quick] [--write docs/benchmarks.md]
+
+On the embedded PostgreSQL seeded as the scale benchmark seeds it, with a streaming replica made
+by `microblog db --replica` and PgBouncer in transaction mode run by `microblog db --pgbouncer`:
+
+1. Routing: picking where a read goes (`reading()` entered and left: the replica monitor's state
+   read, the choice counted) beside a bare loop, in one process; and what reading the primary's
+   WAL position after a commit costs, on the committing connection or on the one it just freed.
+2. Replica: the logged-in home timeline and the anonymous public timeline under wrk, one
+   instance without a replica and one with it. The primary's CPU per request comes from /proc
+   (its postmaster and backends); the statements each server ran from its own counters,
+   pg_stat_database's xact_commit in the benchmark's database (each read outside a transaction
+   commits as one; the monitors' probes count too).
+3. PgBouncer: three instances of DB_POOL_SIZE 10 behind nginx, directly, through PgBouncer
+   (pool of 10), and directly with the statement cache off as through PgBouncer: requests/s and
+   the server's peak connection count meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import procstat
+import replica_micro
+import report
+import scale
+import stack
+from measure import Instance, measure
+from replica_report import DIRECT, POOLED, UNCACHED, PoolerRun, ReplicaRun, markdown
+
+DATABASE = "scalebench"
+CONNECTIONS = 8  # wrk's, per instance measured
+# Backends report their counts to pg_stat_database at most once a second while busy, and
+# within ten seconds once idle: each count is read after that.
+STATS_SETTLE = 11.0
+
+
+def _background(started: list, command: list[str], data_dir: Path) -> str:
+    """`microblog <command>` in the foreground of its own process; the URL it prints."""
+    popen = subprocess.Popen(
+        [stack.PYTHON, "-m", "microblog", *command],
+        env={**os.environ, "MICROBLOG_DATA_DIR": str(data_dir)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    started.append(popen)
+    url = popen.stdout.readline().strip()
+    if not url:
+        raise SystemExit(f"microblog {' '.join(command)} exited with {popen.wait()}")
+    return url
+
+
+@dataclass(frozen=True)
+class Servers:
+    primary_url: str  # the benchmark's database on each
+    replica_url: str
+    primary_pid: int
+    replica_pid: int
+
+    @property
+    def pids(self) -> tuple[int, int]:
+        return self.primary_pid, self.replica_pid
+
+
+async def _statements(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", DATABASE
+        )
+    finally:
+        await conn.close()
+
+
+def _fleet(started: list, count: int, database_url: str, scratch: Path, **env: str) -> list:
+    """Instances with these settings besides DATABASE_URL. All of them share one data folder,
+    and so the key that signs sessions: one log-in works on every one."""
+    os.environ.update(env)
+    try:
+        return stack.start_servers(started, "microblog", count, database_url, scratch / "apps")
+    finally:
+        for name in env:
+            os.environ.pop(name)
+
+
+def _stop(servers: list[stack.Server]) -> None:
+    """Before the next setup, so that the server's connections are only the next one's."""
+    for server in servers:
+        server.popen.terminate()
+    for server in servers:
+        server.popen.wait(30)
+
+
+def _replica_in_use(server: stack.Server) -> None:
+    deadline = time.monotonic() + 30
+    while ": in use, " not in (up := httpx.get(server.url + "/up").text):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the replica is not in use: {up}")
+        time.sleep(0.1)
+
+
+def replica_runs(servers: Servers, sizes: scale.Sizes, started: list, scratch: Path) -> list:
+    fleets = {
+        False: _fleet(started, 1, servers.primary_url, scratch)[0],
+        True: _fleet(
+            started, 1, servers.primary_url, scratch, REPLICA_DATABASE_URL=servers.replica_url
+        )[0],
+    }
+    cookie, _ = stack.session_cookie(fleets[False], servers.primary_url)
+    _replica_in_use(fleets[True])
+    runs = []
+    for page, path, logged_in in scale.PAGES["microblog"]:
+        for with_replica, server in fleets.items():
+            stack.log(f"{page}, {'with' if with_replica else 'without'} a replica ...")
+            time.sleep(STATS_SETTLE)
+            before = [
+                asyncio.run(_statements(u)) for u in (servers.primary_url, servers.replica_url)
+            ]
+            cpu_before = [procstat.server_cpu_seconds(p) for p in servers.pids]
+            measured = measure(
+                server.url + path, CONNECTIONS, sizes.seconds, cookie if logged_in else None,
+                [Instance(server.popen.pid)], {}, budget=None,
+            )  # fmt: skip
+            cpu = [
+                procstat.server_cpu_seconds(p) - b
+                for p, b in zip(servers.pids, cpu_before, strict=True)
+            ]
+            time.sleep(STATS_SETTLE)
+            after = [
+                asyncio.run(_statements(u)) for u in (servers.primary_url, servers.replica_url)
+            ]
+            requests = max(measured.report.requests, 1)
+            if with_replica:
+                stack.log(httpx.get(server.url + "/up").text.strip())
+            runs.append(
+                ReplicaRun(
+                    page, with_replica, measured,
+                    primary_statements=after[0] - before[0],
+                    replica_statements=after[1] - before[1],
+                    primary_cpu_ms=cpu[0] * 1000 / requests,
+                    replica_cpu_ms=cpu[1] * 1000 / requests,
+                )
+            )  # fmt: skip
+    for server in fleets.values():
+        _stop([server])
+    return runs
+
+
+# The listeners connect to the server directly, each named "microblog ... listener"; every
+# other connection of the database is a pooled one (PgBouncer's, when it is in between).
+PEAK_CONNECTIONS = """
+    SELECT count(*) FILTER (WHERE application_name NOT LIKE 'microblog % listener') AS pooled,
+           count(*) FILTER (WHERE application_name LIKE 'microblog % listener') AS listening
+    FROM pg_stat_activity
+    WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+"""
+
+
+class PeakConnections:
+    """The most connections the server held in the benchmark's database while it ran."""
+
+    def __init__(self, url: str) -> None:
+        self.pooled = self.listening = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._watch(url)))
+
+    async def _watch(self, url: str) -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            while not self._stop.is_set():
+                row = await conn.fetchrow(PEAK_CONNECTIONS, DATABASE)
+                self.pooled = max(self.pooled, row["pooled"])
+                self.listening = max(self.listening, row["listening"])
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+    def __enter__(self) -> PeakConnections:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def pooler_runs(
+    primary_url: str, pooled_url: str, sizes: scale.Sizes, started: list, scratch: Path
+) -> list[PoolerRun]:
+    # The same server under another spelling of its URL: the app then keeps no session state,
+    # the statement cache off included, as through PgBouncer, but talks to the server directly.
+    spelled_otherwise = primary_url.replace("?host=", f"?port={_port(primary_url)}&host=")
+    # PgBouncer's last: its idle server connections stay open after its run.
+    setups = {
+        DIRECT: {},
+        UNCACHED: {"DATABASE_DIRECT_URL": spelled_otherwise},
+        POOLED: {"DATABASE_URL": pooled_url, "DATABASE_DIRECT_URL": primary_url},
+    }
+    runs = []
+    for setup, env in setups.items():
+        url = env.pop("DATABASE_URL", primary_url)
+        servers = _fleet(started, scale.INSTANCES, url, scratch, **env)
+        cookie, _ = stack.session_cookie(servers[0], primary_url)
+        for page, path, logged_in in scale.PAGES["microblog"]:
+            stack.log(f"{page}, {setup}, {scale.INSTANCES} instances ...")
+            with (
+                stack.nginx(servers, scratch / "site") as front,
+                PeakConnections(primary_url) as peak,
+            ):
+                measured = measure(
+                    front.url + path, CONNECTIONS * len(servers), sizes.seconds,
+                    cookie if logged_in else None,
+                    [Instance(s.popen.pid) for s in servers], {}, budget=None,
+                )  # fmt: skip
+            runs.append(PoolerRun(setup, page, measured, peak.pooled, peak.listening))
+        _stop(servers)
+    return runs
+
+
+def _port(url: str) -> int:
+    """The port of the embedded server's URL (its socket file is named after it)."""
+
+    async def ask() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return int(await conn.fetchval("SHOW port"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(ask())
+
+
+def main() -> int:
+    args, sizes = scale.arguments(__doc__.splitlines()[0])
+    if args.database_url:
+        raise SystemExit("bench/replica.py makes its own servers: --database-url does not apply")
+    stack.require("wrk", "nginx", "pgbouncer")
+    # Reads routed, and transactions committed, per round: a round of each takes a second or two.
+    count, rounds = (2_000, 3) if args.quick else (2_000, 9)
+    load = os.getloadavg()
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="replicabench-") as tmp, stack.processes() as started:
+        scratch = Path(tmp)
+        scratch.chmod(0o755)  # nginx workers (as nobody, under root) walk to static/
+        data = scratch / "pg"
+        server_url = stack.embedded_database(started, data)
+        primary_url = stack.prepare(server_url, sizes.users, sizes.posts, sizes.follows)
+        stack.log("making the replica ...")
+        replica_url = stack.with_database(_background(started, ["db", "--replica"], data), DATABASE)
+        pooled_url = stack.with_database(
+            _background(started, ["db", "--pgbouncer"], data), DATABASE
+        )
+        servers = Servers(
+            primary_url, replica_url,
+            procstat.postmaster_pid(str(data / "pgdata")),
+            procstat.postmaster_pid(str(data / "replica" / "pgdata")),
+        )  # fmt: skip
+        stack.log("routing and the position after a commit ...")
+        routing_us = asyncio.run(
+            replica_micro.routing(primary_url, replica_url, count * 100, rounds)
+        )
+        position_us = asyncio.run(replica_micro.position_cost(primary_url, count, rounds))
+        replica = replica_runs(servers, sizes, started, scratch)
+        pooler = pooler_runs(primary_url, pooled_url, sizes, started, scratch)
+    head = (
+        f"`{report.command_line(sys.argv)}` on {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {sizes.users:,} users, "
+        f"{sizes.posts:,} posts, {sizes.follows:,} follows; wrk -t2, {CONNECTIONS} connections "
+        f"per instance, {sizes.seconds} s per run after a warm-up. The machine's load average "
+        f"(1, 5, 15 min) at the start: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}; the whole "
+        f"run took {time.monotonic() - began:.0f} s."
+    )
+    text = markdown(routing_us, position_us, replica, pooler, head)
+    report.publish(text, args.write)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
