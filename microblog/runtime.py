@@ -22,6 +22,7 @@ from microblog.app import create_app
 from microblog.background import JOB_KINDS, recurring_jobs
 from microblog.cache.store import Cache
 from microblog.config import Settings
+from microblog.db.listen import listen
 from microblog.db.migrate import ensure_schema
 from microblog.db.pools import Pools, open_pools
 from microblog.duties import transactions_with_duties
@@ -107,12 +108,14 @@ async def warn_about_connection_budget(settings: Settings, pools: Pools) -> None
 async def listening(
     pools: Pools, *, known_users: KnownUsers | None = None, worker: Worker | None = None
 ) -> AsyncIterator[None]:
-    """Every long-lived listener of a process, each on a connection of its own, until the
-    block ends: the web side's for changed users' rows, the job side's for new jobs."""
+    """Every long-lived listener of a process until the block ends: the web side's, on one
+    connection, for changed users' rows; the job side's, on a connection of its own, for new
+    jobs."""
     stop = asyncio.Event()
     listeners = []
     if known_users is not None:
-        listeners.append(known_users.keep_current(pools.primary_url, stop))
+        channels = [known_users.channel()]
+        listeners.append(listen(pools.primary_url, channels, stop, name="web listener"))
     if worker is not None:
         listeners.append(worker.listen(pools.queue_url, stop))
     tasks = [asyncio.create_task(listener) for listener in listeners]
