@@ -41,8 +41,10 @@ class Parser:
 
     def __init__(self) -> None:
         self._buffer = ""
+        self.fed = False
 
     def feed(self, data: bytes) -> list[Message]:
+        self.fed = True
         self._buffer += data.decode()
         *blocks, self._buffer = self._buffer.split("\n\n")
         return [parse(block) for block in blocks if block]

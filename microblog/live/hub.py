@@ -141,9 +141,10 @@ class Hub:
     async def stream(self, stream: Stream, load_following: LoadFollowing) -> AsyncIterator[bytes]:
         """What the reader's response sends: a retry hint, what they missed, then live
         events and heartbeats, until they go, the stream ends, or the process drains."""
-        yield retry(RETRY)  # sent at once: the browser knows the stream is open
         self._add(stream)
         try:
+            # Sent at once, once the stream is registered: from here on, nothing is missed.
+            yield retry(RETRY)
             if not await self._caught_up(stream, load_following, replay=True):
                 yield retry(RETRY)
                 return
