@@ -160,9 +160,7 @@ def main() -> int:
         timeline = public_timeline(database_url, sizes, started, scratch)
     command = "python bench/cache.py" + (" --quick" if args.quick else "")
     text = markdown(micro_results, timeline, sizes, command)
-    print(text)
-    if args.write:
-        report.write_section(args.write, text)
+    report.publish(text, args.write)
     return 0
 
 

@@ -31,11 +31,11 @@ import events_report
 import httpx
 import procstat
 import report
+import scale
 import stack
 import streams
 import wrk
 from events_report import Results
-from scale import parser
 from streams import Stream
 
 from microblog.db.transactions import without_duties
@@ -49,9 +49,7 @@ SETTLE = 2.0  # after the streams open, before their memory is read
 
 @dataclass(frozen=True)
 class Load:
-    users: int
-    posts: int
-    follows: int
+    data: scale.Sizes  # the seeded data set: the scale benchmark's
     streams: int
     rate: float  # posts per second, from all writers together
     seconds: float
@@ -59,14 +57,12 @@ class Load:
     wrk_seconds: int
 
 
-FULL = Load(10_000, 100_000, 50_000, streams=1000, rate=5.0, seconds=30.0, wrk_connections=16,
-            wrk_seconds=10)  # fmt: skip
-QUICK = Load(1_000, 10_000, 5_000, streams=100, rate=5.0, seconds=5.0, wrk_connections=8,
-             wrk_seconds=2)  # fmt: skip
+FULL = Load(scale.FULL, streams=1000, rate=5.0, seconds=30.0, wrk_connections=16, wrk_seconds=10)
+QUICK = Load(scale.QUICK, streams=100, rate=5.0, seconds=5.0, wrk_connections=8, wrk_seconds=2)
 
 
 def options() -> tuple[argparse.Namespace, Load]:
-    given = parser(__doc__.splitlines()[0])
+    given = scale.parser(__doc__.splitlines()[0])
     given.add_argument("--streams", type=int, help=f"streams to hold ({FULL.streams:,})")
     given.add_argument("--rate", type=float, help=f"posts per second ({FULL.rate:g})")
     given.add_argument("--seconds", type=float, help=f"how long they post ({FULL.seconds:g})")
@@ -177,6 +173,8 @@ async def measure(setup: Setup, load: Load) -> Results:
         app_cpu_seconds=cpu,
         without=(without_before, without_after),
         with_streams=with_streams,
+        readers=READERS,
+        writers=len(setup.writer_ids),
     )
 
 
@@ -195,7 +193,7 @@ class Setup:
 def run(args: argparse.Namespace, load: Load, started: list, scratch: Path) -> Results:
     scratch.chmod(0o755)  # nginx workers (as nobody, under root) walk to static/
     server_url = args.database_url or stack.embedded_database(started, scratch / "pg")
-    database_url = stack.prepare(server_url, load.users, load.posts, load.follows)
+    database_url = stack.prepare(server_url, load.data.users, load.data.posts, load.data.follows)
     readers, writers = asyncio.run(accounts(database_url))
     apps = stack.start_servers(started, "microblog", 3, database_url, scratch / "apps")
     instances, writer = apps[:2], apps[2]
@@ -233,9 +231,7 @@ def main() -> int:
         command=report.command_line(sys.argv),
     )
     text = events_report.section(results)
-    print(text)
-    if args.write:
-        report.write_section(args.write, text)
+    report.publish(text, args.write)
     return 0
 
 

@@ -30,6 +30,8 @@ class Results:
     app_cpu_seconds: float  # both instances, while the writers posted and the events drained
     without: tuple[wrk.Report, wrk.Report]  # home timeline before the streams, and after
     with_streams: wrk.Report  # ... with every stream open and idle
+    readers: int = 0
+    writers: int = 0
     load_average: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
     elapsed: float = 0.0
     command: str = ""
@@ -104,13 +106,14 @@ def section(results: Results) -> str:
         SECTION,
         "",
         f"`{results.command}` on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')} "
-        f"UTC, microblog at commit {_commit()}: {load.users:,} users, {load.posts:,} posts, "
-        f"{load.follows:,} follows seeded. {load.streams:,} streams of the home timeline "
-        f"through the repository's nginx.conf to two `web` instances, held by 100 readers "
-        f"who follow 4 writers; the writers post {load.rate:g} times a second for "
-        f"{load.seconds:g} s on a third instance. Load average (1/5/15 min) before the run "
-        f"{_load(results.load_average[0])}, after {_load(results.load_average[1])}: the "
-        f"machine was shared with other work. The whole run took {results.elapsed:.0f} s.",
+        f"UTC, microblog at commit {_commit()}: {load.data.users:,} users, "
+        f"{load.data.posts:,} posts, {load.data.follows:,} follows seeded. "
+        f"{load.streams:,} streams of the home timeline through the repository's nginx.conf "
+        f"to two `web` instances, held by {results.readers} readers who follow "
+        f"{results.writers} writers; the writers post {load.rate:g} times a second for "
+        f"{load.seconds:g} s on a third instance. The machine's load average (1, 5, 15 min) "
+        f"before the run: {_load(results.load_average[0])}; after it: "
+        f"{_load(results.load_average[1])}. The whole run took {results.elapsed:.0f} s.",
         "",
         "| measure | result | target |",
         "|---|--:|---|",

@@ -347,3 +347,10 @@ def write_section(path: Path, section: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def publish(section: str, path: Path | None) -> None:
+    """Print a benchmark's section, and record it in `path` when one is given (--write)."""
+    print(section)
+    if path is not None:
+        write_section(path, section)

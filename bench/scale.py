@@ -274,9 +274,7 @@ def main() -> int:
     elapsed = time.monotonic() - began
     stack.log(f"the whole run took {elapsed:.0f} s")
     text = scale_report.section(runs, header(sizes, budget_line, following, elapsed))
-    print(text)
-    if args.write:
-        report.write_section(args.write, text)
+    report.publish(text, args.write)
     return 0
 
 

@@ -8,10 +8,10 @@ import wrk
 from events_report import Results, section
 
 HOME = wrk.Report(1000, 100.0, 50.0, 120.0, 0, 0)
+DATA = SimpleNamespace(users=10, posts=10, follows=10)
 LOAD = SimpleNamespace(
-    users=10, posts=10, follows=10, streams=2, rate=1.0, seconds=2.0, wrk_connections=1,
-    wrk_seconds=1,
-)  # fmt: skip
+    data=DATA, streams=2, rate=1.0, seconds=2.0, wrk_connections=1, wrk_seconds=1
+)
 
 
 def results(received: list[list[tuple[int, float]]], **overrides) -> Results:
