@@ -349,9 +349,11 @@ async def test_draining_ends_every_stream_with_a_retry_hint_and_refuses_new_ones
     await ready(live)
     browser = await signed_in(make_browser, reader)
     async with opened(browser, "/events") as first, opened(browser, "/events?home=1") as second:
+        assert live.stream_count == 2  # the gauge of open streams
         live.close_streams()
         for stream in (first, second):
             assert (await stream.ended())[-1].retry is not None
+        assert live.stream_count == 0
         app.extensions["microblog"].draining.set()
         assert (await browser.get("/events")).status_code == 503
 
