@@ -58,3 +58,11 @@ def postmaster_pid(data_directory: str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident memory of a process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"/proc/{pid}/status has no VmRSS")

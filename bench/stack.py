@@ -204,12 +204,17 @@ def session_cookie(server: Server, database_url: str) -> tuple[str, int]:
             await conn.close()
 
     user = asyncio.run(pick())
+    return log_in(server, user["username"]), user["following_count"]
+
+
+def log_in(server: Server, username: str) -> str:
+    """The Cookie header of a demo account's session (they share one password)."""
     with httpx.Client(base_url=server.url) as client:
         page = client.get("/login").text
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
         response = client.post(
             "/login",
-            data={"username": user["username"], "password": DEMO_PASSWORD, "csrf_token": token},
+            data={"username": username, "password": DEMO_PASSWORD, "csrf_token": token},
         )
         assert response.status_code == 303, response.text
-        return f"microblog_session={client.cookies['microblog_session']}", user["following_count"]
+        return f"microblog_session={client.cookies['microblog_session']}"

@@ -20,6 +20,8 @@ from microblog.config import Settings
 from microblog.db.pools import Pools
 from microblog.duties import transactions_with_duties
 from microblog.follows.routes import blueprint as follows_blueprint
+from microblog.live.hub import Hub
+from microblog.live.routes import blueprint as live_blueprint
 from microblog.notifications.routes import blueprint as notifications_blueprint
 from microblog.posts.cards import local_cards, markup_version
 from microblog.posts.routes import blueprint as posts_blueprint
@@ -52,6 +54,7 @@ BLUEPRINTS = (
     notifications_blueprint,
     avatars_blueprint,
     pictures_blueprint,
+    live_blueprint,
 )
 
 
@@ -62,9 +65,12 @@ def create_app(
     instance_name: str,
     draining: asyncio.Event | None = None,
     known_users: KnownUsers | None = None,
+    live: Hub | None = None,
 ) -> Quart:
     """The app. `known_users` keeps users' rows only while its listener runs (the run modes
-    start it); without one, every request reads its visitor's row."""
+    start it); without one, every request reads its visitor's row. `live` streams events only
+    while it keeps up with them (the run modes start that too); without one, /events answers
+    503 and pages open no stream."""
     app = Quart(__name__, template_folder=str(assets.TEMPLATES_DIR), static_folder=None)
     _configure(app, settings)
     cache = Cache(pools.cache)
@@ -81,6 +87,7 @@ def create_app(
         templates=templates,
         local_cards=local_cards(),
         card_markup=markup_version(templates),
+        live=live or Hub(pools.primary),
     )
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["username"] = UsernameConverter

@@ -10,6 +10,7 @@ from microblog.follows.jobs import followed
 from microblog.jobs.builtin import ping, prune_dead_processes, prune_finished
 from microblog.jobs.recurring import Recurring
 from microblog.jobs.registry import JobRegistry
+from microblog.live.jobs import trim_events
 from microblog.posts.jobs import post_created, post_liked
 from microblog.ratelimit.jobs import prune_rate_limits
 from microblog.reposts.jobs import post_reposted
@@ -25,6 +26,7 @@ JOB_KINDS = JobRegistry(
         followed,
         trim_cache,
         prune_rate_limits,
+        trim_events,
     ]
 )
 
@@ -44,6 +46,12 @@ def recurring_jobs(settings: Settings) -> tuple[Recurring, ...]:
             args={"max_entries": settings.cache_max_entries, "max_bytes": settings.cache_max_bytes},
         ),
         Recurring("prune-rate-limits", prune_rate_limits, every=timedelta(minutes=5)),
+        Recurring(
+            "trim-events",
+            trim_events,
+            every=timedelta(minutes=1),
+            args={"older_than": settings.event_retention},
+        ),
         Recurring(
             "prune-finished-jobs",
             prune_finished,

@@ -188,6 +188,13 @@ class Settings:
         256 * 1024 * 1024,
         "... and to at most this many bytes of keys and values (accepts 64MB, 1GB).",
     )
+    event_retention: float = _setting(
+        "EVENT_RETENTION",
+        parsers.seconds,
+        3600.0,
+        "Live-update events are kept this long: a stream that reconnects after a longer gap "
+        "is told to reload its page.",
+    )
     rate_limits: tuple[Rule, ...] = _setting(
         "RATE_LIMITS",
         parsers.rate_limit_rules,

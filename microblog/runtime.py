@@ -22,12 +22,14 @@ from microblog.app import create_app
 from microblog.background import JOB_KINDS, recurring_jobs
 from microblog.cache.store import Cache
 from microblog.config import Settings
+from microblog.db.listen import listen
 from microblog.db.migrate import ensure_schema
 from microblog.db.pools import Pools, open_pools
 from microblog.duties import transactions_with_duties
 from microblog.jobs import processes
 from microblog.jobs.recurring import run_scheduler
 from microblog.jobs.worker import Worker, WorkerOptions
+from microblog.live.hub import Hub
 from microblog.signals import stop_event
 from microblog.users.known import KnownUsers
 
@@ -105,14 +107,23 @@ async def warn_about_connection_budget(settings: Settings, pools: Pools) -> None
 
 @asynccontextmanager
 async def listening(
-    pools: Pools, *, known_users: KnownUsers | None = None, worker: Worker | None = None
+    pools: Pools,
+    *,
+    known_users: KnownUsers | None = None,
+    live: Hub | None = None,
+    worker: Worker | None = None,
 ) -> AsyncIterator[None]:
-    """Every long-lived listener of a process, each on a connection of its own, until the
-    block ends: the web side's for changed users' rows, the job side's for new jobs."""
+    """Every long-lived listener of a process until the block ends: the web side's, on one
+    connection, for changed users' rows and for live events (and the live hub, which reads
+    those events, and polls for them while that connection is down); the job side's, on a
+    connection of its own, for new jobs."""
     stop = asyncio.Event()
     listeners = []
-    if known_users is not None:
-        listeners.append(known_users.keep_current(pools.primary_url, stop))
+    channels = [listener.channel() for listener in (known_users, live) if listener is not None]
+    if channels:
+        listeners.append(listen(pools.primary_url, channels, stop, name="web listener"))
+    if live is not None:
+        listeners.append(live.keep_up(stop))
     if worker is not None:
         listeners.append(worker.listen(pools.queue_url, stop))
     tasks = [asyncio.create_task(listener) for listener in listeners]
@@ -127,6 +138,7 @@ async def serve_http(
     settings: Settings,
     pools: Pools,
     known_users: KnownUsers,
+    live: Hub,
     *,
     host: str,
     port: int,
@@ -135,8 +147,9 @@ async def serve_http(
 ) -> None:
     draining = asyncio.Event()
     app = create_app(
-        settings, pools, instance_name=name, draining=draining, known_users=known_users
-    )
+        settings, pools, instance_name=name, draining=draining, known_users=known_users,
+        live=live,
+    )  # fmt: skip
     config = HypercornConfig()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.graceful_timeout = settings.shutdown_timeout
@@ -150,6 +163,9 @@ async def serve_http(
     async def shutdown_trigger() -> None:
         await stop.wait()
         draining.set()  # /up answers 503 from now on
+        # Open streams would keep hypercorn waiting for the whole timeout: they end now, and
+        # their browsers reconnect to another instance.
+        live.close_streams()
         log.info("draining", extra={"timeout": settings.shutdown_timeout})
 
     await serve(app, config, shutdown_trigger=shutdown_trigger)
@@ -182,10 +198,10 @@ def worker_options(
 async def run_web(settings: Settings, *, host: str, port: int, name: str) -> None:
     stop = stop_event()
     async with running_process(settings, "web", name) as (pools, _):
-        known_users = KnownUsers()
-        async with listening(pools, known_users=known_users):
-            await serve_http(settings, pools, known_users, host=host, port=port, name=name,
-                             stop=stop)  # fmt: skip
+        known_users, live = KnownUsers(), Hub(pools.primary)
+        async with listening(pools, known_users=known_users, live=live):
+            await serve_http(settings, pools, known_users, live, host=host, port=port,
+                             name=name, stop=stop)  # fmt: skip
     log.info("stopped")
 
 
@@ -206,13 +222,13 @@ async def run_combined(
     """Web and worker in one process and one event loop: the seed's workers-in-each-instance."""
     stop = stop_event()
     async with running_process(settings, "combined", name) as (pools, process_id):
-        known_users = KnownUsers()
+        known_users, live = KnownUsers(), Hub(pools.primary)
         worker = job_worker(settings, pools, process_id, options)
-        async with listening(pools, known_users=known_users, worker=worker):
+        async with listening(pools, known_users=known_users, live=live, worker=worker):
             jobs = asyncio.create_task(run_jobs(settings, pools, worker, stop))
             try:
-                await serve_http(settings, pools, known_users, host=host, port=port, name=name,
-                                 stop=stop)  # fmt: skip
+                await serve_http(settings, pools, known_users, live, host=host, port=port,
+                                 name=name, stop=stop)  # fmt: skip
             finally:
                 stop.set()  # if the web side ended on its own (cannot bind), stop the jobs too
                 await jobs

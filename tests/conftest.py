@@ -36,6 +36,7 @@ from microblog.db.pools import Pools, open_pools
 from microblog.db.standby import StandbyError
 from microblog.db.transactions import Transactions, without_duties
 from microblog.duties import transactions_with_duties
+from microblog.live.hub import Hub
 from microblog.posts.queries import create_post
 from microblog.posts.render import hashtags, mentions
 from microblog.ratelimit.rules import parse_rules
@@ -311,11 +312,19 @@ def known_users() -> KnownUsers:
 
 
 @pytest.fixture
-async def app(settings: Settings, pools: Pools, known_users: KnownUsers) -> AsyncIterator[Quart]:
+def live(pools: Pools) -> Hub:
+    """The test app's live streams, kept up with the events table while its listener runs."""
+    return Hub(pools.primary)
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, pools: Pools, known_users: KnownUsers, live: Hub
+) -> AsyncIterator[Quart]:
     application = create_app(
-        settings, pools, instance_name="test-instance", known_users=known_users
+        settings, pools, instance_name="test-instance", known_users=known_users, live=live
     )
-    async with application.test_app(), listening(pools, known_users=known_users):
+    async with application.test_app(), listening(pools, known_users=known_users, live=live):
         yield application
 
 

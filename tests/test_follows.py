@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from microblog.db.transactions import without_duties
 from microblog.follows.queries import follow
 from microblog.web.pagination import PAGE_SIZE
 from tests.conftest import HTMX, make_user
@@ -30,7 +31,7 @@ async def follow_counts(db, *users) -> list[tuple[int, int]]:
 
 
 async def follows(db, follower, *followees) -> None:
-    async with db.transaction():
+    async with without_duties(db):
         for followee in followees:
             await follow(db, follower.id, followee.id)
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 import asyncpg
 
 from microblog.app import create_app
+from microblog.db.listen import listen
 from microblog.users.known import KnownUsers
 from microblog.users.queries import User, user_by_id
 from tests.conftest import DEFAULT_PASSWORD, Browser, make_user, wait_until
@@ -100,7 +101,7 @@ async def test_a_lost_listener_stops_remembering_until_it_is_back(
         terminated = await admin.fetchval(
             """
             SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-            WHERE datname = $1 AND application_name = 'microblog user listener'
+            WHERE datname = $1 AND application_name = 'microblog web listener'
             """,
             await db.fetchval("SELECT current_database()"),
         )
@@ -129,7 +130,9 @@ async def test_a_row_read_while_it_changes_is_not_kept(pools, db):
     user = await make_user(db)
     known = KnownUsers()
     stop = asyncio.Event()
-    listener = asyncio.create_task(known.keep_current(pools.primary_url, stop))
+    listener = asyncio.create_task(
+        listen(pools.primary_url, [known.channel()], stop, name="user listener")
+    )
     try:
         await wait_until(lambda: _listening(known))
         read_started, changed = asyncio.Event(), asyncio.Event()

@@ -18,7 +18,7 @@ import pytest
 
 from microblog.app import create_app
 from microblog.config import Settings
-from microblog.db.listen import listen
+from microblog.db.listen import Channel, listen
 from microblog.db.migrate import ALL, ensure_schema, migrate_databases
 from microblog.db.pools import DatabaseUnavailable, Pools, open_pool, open_pools
 from microblog.jobs import processes
@@ -146,8 +146,8 @@ async def test_listeners_take_the_direct_url(pooled, pgbouncer):
 
     with pgbouncer.frozen():
         listener = asyncio.create_task(
-            listen(pooled.primary_url, "pgbouncer_test", hear, stop,
-                   name="test listener", on_listening=listening.set)
+            listen(pooled.primary_url, [Channel("pgbouncer_test", hear, listening.set)], stop,
+                   name="test listener")
         )  # fmt: skip
         await asyncio.wait_for(listening.wait(), FROZEN_TIMEOUT)
     await pooled.primary.execute("SELECT pg_notify('pgbouncer_test', 'through the pooler')")

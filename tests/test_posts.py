@@ -13,6 +13,9 @@ from tests.conftest import HTMX, make_post, make_user, post_ids
 
 pytestmark = pytest.mark.both_layouts
 
+# How a card shows a count of one reply.
+ONE_REPLY = '<span aria-hidden="true">↩</span> <span class="count">1</span>'
+
 
 async def counts(db, post_id: int) -> tuple[int, int]:
     """(reply_count, like_count) as stored on the post's row."""
@@ -285,7 +288,7 @@ async def test_a_reply_deleted_through_htmx_under_its_post_counts_down_there(bro
     )
     assert counted
     assert 'hx-swap-oob="true"' in counted.group(0)
-    assert " ".join(counted.group(1).split()) == '<span aria-hidden="true">↩</span> 1'
+    assert " ".join(counted.group(1).split()) == ONE_REPLY
     # Elsewhere the post replied to may not be on the page: nothing is sent for it.
     elsewhere = {**HTMX, "HX-Current-URL": "http://localhost/"}
     response = await browser.post(f"/posts/{replies[1]}/delete", headers=elsewhere)
@@ -364,9 +367,9 @@ async def test_post_through_htmx_answers_a_fragment_for_the_new_post_or_the_erro
     counted = re.search(rf'<a class="action" id="post-{post}-replies"[^>]*>(.*?)</a>', html, re.S)
     assert counted
     assert 'hx-swap-oob="true"' in counted.group(0)
-    assert " ".join(counted.group(1).split()) == '<span aria-hidden="true">↩</span> 1'
+    assert " ".join(counted.group(1).split()) == ONE_REPLY
     page = await browser.text(f"/posts/{post}")
-    assert re.search(rf'id="post-{post}-replies"[^>]*>\s*<span aria-hidden="true">↩</span> 1', page)
+    assert re.search(rf'id="post-{post}-replies"[^>]*>\s*{ONE_REPLY}', page)
     invalid = await browser.post("/posts", {"body": "x" * 501}, headers=HTMX)
     html = await invalid.get_data(as_text=True)
     assert invalid.status_code == 422

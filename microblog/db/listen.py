@@ -2,14 +2,16 @@
 
 PostgreSQL delivers a notification only to sessions listening when it is sent, so whoever
 listens is told when listening starts (everything before may have been missed) and when the
-connection is lost (everything until it is back will be).
+connection is lost (everything until it is back will be). One connection carries every channel
+a process listens to on one server: each channel is a `Channel` with its own callbacks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -26,17 +28,19 @@ def _nothing() -> None:
     pass
 
 
-async def listen(
-    url: str,
-    channel: str,
-    on_notify: Callable[[str], None],
-    stop: asyncio.Event,
-    *,
-    name: str,
-    on_listening: Callable[[], None] = _nothing,
-    on_lost: Callable[[], None] = _nothing,
-) -> None:
-    """Call on_notify(payload) for every notification on channel until stop is set."""
+@dataclass(frozen=True)
+class Channel:
+    """A channel to listen to, and what to call: for every notification on it (with its
+    payload), once listening has started, and once the connection is lost."""
+
+    name: str
+    on_notify: Callable[[str], None]
+    on_listening: Callable[[], None] = _nothing
+    on_lost: Callable[[], None] = _nothing
+
+
+async def listen(url: str, channels: Sequence[Channel], stop: asyncio.Event, *, name: str) -> None:
+    """Listen to every channel on one connection until stop is set."""
     while not stop.is_set():
         conn = None
         try:
@@ -45,12 +49,16 @@ async def listen(
             )
             lost = asyncio.Event()
             conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-            await conn.add_listener(channel, lambda *event: on_notify(event[3]))
-            on_listening()
+            for channel in channels:
+                await conn.add_listener(
+                    channel.name, lambda *event, channel=channel: channel.on_notify(event[3])
+                )
+            for channel in channels:
+                channel.on_listening()
             while not (stop.is_set() or lost.is_set()):
                 try:
                     async with asyncio.timeout(PROBE_INTERVAL):
-                        await _until_either(stop, lost)
+                        await until_either(stop, lost)
                 except TimeoutError:
                     await conn.fetchval("SELECT 1", timeout=5)
             if lost.is_set() and not stop.is_set():
@@ -66,12 +74,14 @@ async def listen(
             except TimeoutError:
                 pass
         finally:
-            on_lost()
+            for channel in channels:
+                channel.on_lost()
             if conn is not None and not conn.is_closed():
                 await conn.close(timeout=2)
 
 
-async def _until_either(first: asyncio.Event, second: asyncio.Event) -> None:
+async def until_either(first: asyncio.Event, second: asyncio.Event) -> None:
+    """Return once either event is set."""
     waiters = [asyncio.create_task(first.wait()), asyncio.create_task(second.wait())]
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

@@ -15,13 +15,15 @@ and whoever acts on such a change subscribed to it once, when the process was pu
 so a new kind of write needs no list of duties, and a new duty no visit to every writer.
 Work that belongs to one transaction rather than to a kind of change registers on the
 transaction itself, `after_commit(conn, callback)`; work after every commit of a process
-registers with `transactions.on_every_commit(callback)`.
+registers with `transactions.on_every_commit(callback)`. Rows that must commit with the changes
+rather than follow them (the live updates' events) are written by what registers with
+`transactions.before_commit(writer)`: the transaction's last statements, given every change.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -46,6 +48,10 @@ class Change:
 
     name: str
     description: str  # as the operator's guide lists it
+
+
+# A writer gets the transaction's connection and every change it made, before its commit.
+Writer = Callable[[asyncpg.Connection, Mapping[Change, set[int]]], Awaitable[None]]
 
 
 class _InProgress:
@@ -97,6 +103,7 @@ class Transactions:
         self._wait = wait
         self._duties: dict[Change, list[Duty]] = {}
         self._every_commit: list[Callback] = []
+        self._writers: list[Writer] = []
 
     def on(self, changes: Iterable[Change], duty: Duty) -> None:
         """After a commit that made any of `changes`, run `duty` once with their subjects."""
@@ -106,13 +113,21 @@ class Transactions:
     def on_every_commit(self, callback: Callback) -> None:
         self._every_commit.append(callback)
 
+    def before_commit(self, writer: Writer) -> None:
+        """Let `writer` add the last statements of every transaction that changed anything:
+        they commit with it or not at all."""
+        self._writers.append(writer)
+
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection inside one transaction: a user action commits whole or not at all.
 
         What follows the commit runs once the connection is back in its pool: a duty may need
         one of its own (the cache's and the queue's pools may be this one)."""
-        async with acquire(self._pool, self._wait) as conn, _begin(conn, self._queue) as done:
+        async with (
+            acquire(self._pool, self._wait) as conn,
+            _begin(conn, self._queue, self._writers) as done,
+        ):
             yield conn
         await _run(self._work_after(done))
 
@@ -132,20 +147,23 @@ class Transactions:
 async def without_duties(conn: asyncpg.Connection) -> AsyncIterator[None]:
     """A transaction on `conn` whose changes no duty follows: for arranging data (tests, demo
     data), whose writes reach no cache. Jobs it enqueues go into `conn`'s own database."""
-    async with _begin(conn, None) as transaction:
+    async with _begin(conn, None, ()) as transaction:
         yield
     await _run(transaction.callbacks)
 
 
 @asynccontextmanager
 async def _begin(
-    conn: asyncpg.Connection, queue: asyncpg.Pool | None
+    conn: asyncpg.Connection, queue: asyncpg.Pool | None, writers: Iterable[Writer]
 ) -> AsyncIterator[_InProgress]:
     transaction = _InProgress(conn, queue)
     token = _current.set(transaction)
     try:
         async with conn.transaction():
             yield transaction
+            if transaction.changes:
+                for writer in writers:
+                    await writer(conn, transaction.changes)
     finally:
         _current.reset(token)
 

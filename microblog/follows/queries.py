@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncpg
 
 from microblog.db.keyset import below
+from microblog.db.transactions import Change, changed
 from microblog.users.queries import User, columns_of
+
+# Subjects are the followers: whose view of others changed.
+FOLLOWS = Change("follows", "a follow or an unfollow that changed something")
 
 
 async def _lock_pair(conn: asyncpg.Connection, a: int, b: int) -> None:
@@ -28,6 +32,7 @@ async def follow(conn: asyncpg.Connection, follower_id: int, followee_id: int) -
     )
     if added:
         await _count(conn, follower_id, followee_id, +1)
+        changed(conn, FOLLOWS, follower_id)
         return True
     return None if not await may_see(conn, follower_id, followee_id) else False
 
@@ -42,6 +47,7 @@ async def unfollow(conn: asyncpg.Connection, follower_id: int, followee_id: int)
     )
     if removed:
         await _count(conn, follower_id, followee_id, -1)
+        changed(conn, FOLLOWS, follower_id)
     return bool(removed)
 
 
@@ -71,6 +77,12 @@ async def is_following(conn: asyncpg.Connection, follower_id: int, followee_id: 
         followee_id,
     )
     return bool(found)
+
+
+async def followee_ids(conn: asyncpg.Connection, follower_id: int) -> set[int]:
+    """Everyone the user follows."""
+    rows = await conn.fetch("SELECT followee_id FROM follows WHERE follower_id = $1", follower_id)
+    return {row[0] for row in rows}
 
 
 async def people(conn: asyncpg.Connection, sql: str, *args: object) -> list[tuple[int, User]]:

@@ -24,7 +24,7 @@ from uuid import UUID
 
 import asyncpg
 
-from microblog.db.listen import listen
+from microblog.db.listen import Channel, listen
 from microblog.db.outage import DATABASE_OUTAGE
 from microblog.db.pools import Pools
 from microblog.db.transactions import Transactions
@@ -99,8 +99,8 @@ class Worker:
     async def listen(self, url: str, stop: asyncio.Event) -> None:
         """Wake on job notifications until stop; look for work whenever listening (re)starts,
         since jobs enqueued while no one listened announced themselves to no one."""
-        await listen(url, queue.CHANNEL, self.wake, stop, name="job listener",
-                     on_listening=self.wake)  # fmt: skip
+        channel = Channel(queue.CHANNEL, self.wake, on_listening=self.wake)
+        await listen(url, [channel], stop, name="job listener")
 
     async def run(self, stop: asyncio.Event) -> None:
         stop_watch = asyncio.create_task(self._wake_on(stop))

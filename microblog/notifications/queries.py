@@ -8,6 +8,10 @@ from datetime import datetime
 import asyncpg
 
 from microblog.db.keyset import below
+from microblog.db.transactions import Change, changed
+
+# Subjects are the recipients: whose count in the navigation changed.
+UNREAD = Change("unread", "notifications added, read or gone, changing a count of unread ones")
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ async def add(
     """
     if not recipients:
         return 0
-    return await conn.fetchval(
+    added, recounted = await conn.fetchrow(
         """
         WITH new AS (
             INSERT INTO notifications (recipient_id, actor_id, kind, post_id)
@@ -52,15 +56,18 @@ async def add(
             UPDATE users SET unread_notifications = unread_notifications + n.added
             FROM (SELECT recipient_id, count(*) AS added FROM new GROUP BY recipient_id) AS n
             WHERE users.id = n.recipient_id
-            RETURNING n.added
+            RETURNING users.id, n.added
         )
-        SELECT coalesce(sum(added), 0)::int FROM counted
+        SELECT coalesce(sum(added), 0)::int, array(SELECT id FROM counted) FROM counted
         """,
         actor_id,
         post_id,
         [recipient for recipient, _ in recipients],
         [kind for _, kind in recipients],
     )
+    for recipient_id in recounted:
+        changed(conn, UNREAD, recipient_id)
+    return added
 
 
 async def page(
@@ -86,7 +93,7 @@ async def page(
 
 def _marking_read(which: str) -> str:
     """The statement that marks read the recipient's ($1) unread notifications that `which`
-    picks, and takes them off the unread count."""
+    picks, and takes them off the unread count; true when it changed the count."""
     return f"""
         WITH seen AS (
             UPDATE notifications SET read_at = now()
@@ -95,7 +102,8 @@ def _marking_read(which: str) -> str:
         )
         UPDATE users
         SET unread_notifications = greatest(unread_notifications - (SELECT count(*) FROM seen), 0)
-        WHERE id = $1
+        WHERE id = $1 AND EXISTS (SELECT 1 FROM seen)
+        RETURNING true
     """
 
 
@@ -105,18 +113,20 @@ _READ_FROM = _marking_read("actor_id = $2")
 
 async def mark_read(conn: asyncpg.Connection, recipient_id: int, up_to: int) -> None:
     """Mark read what the recipient has been shown (ids up to `up_to`), and recount."""
-    await conn.execute(_READ_UP_TO, recipient_id, up_to)
+    if await conn.fetchval(_READ_UP_TO, recipient_id, up_to):
+        changed(conn, UNREAD, recipient_id)
 
 
 async def quiet(conn: asyncpg.Connection, recipient_id: int, actor_id: int) -> None:
     """The recipient has blocked or muted the actor (or been blocked): what the actor's
     notifications left unread stops counting, as the page no longer shows them."""
-    await conn.execute(_READ_FROM, recipient_id, actor_id)
+    if await conn.fetchval(_READ_FROM, recipient_id, actor_id):
+        changed(conn, UNREAD, recipient_id)
 
 
 async def forget_post(conn: asyncpg.Connection, post_id: int) -> None:
     """Before a post is deleted: its unread notifications stop counting as unread."""
-    await conn.execute(
+    recounted = await conn.fetch(
         """
         UPDATE users SET unread_notifications = greatest(unread_notifications - gone.unread, 0)
         FROM (
@@ -124,6 +134,9 @@ async def forget_post(conn: asyncpg.Connection, post_id: int) -> None:
             WHERE post_id = $1 AND read_at IS NULL GROUP BY recipient_id
         ) AS gone
         WHERE users.id = gone.recipient_id
+        RETURNING users.id
         """,
         post_id,
     )
+    for row in recounted:
+        changed(conn, UNREAD, row["id"])

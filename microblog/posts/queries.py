@@ -12,6 +12,7 @@ from microblog.notifications.queries import forget_post
 
 POSTS = Change("posts", "a post written (replies included) or deleted")
 LIKES = Change("likes", "a like or an unlike that changed something")
+REPLIES = Change("replies", "a reply written or deleted, changing its parent's count of replies")
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, which made
@@ -92,6 +93,7 @@ async def create_post(
         )
         if parent is None:
             return None
+        changed(conn, REPLIES, in_reply_to)
     post_id = await conn.fetchval(
         "INSERT INTO posts (author_id, body, in_reply_to) VALUES ($1, $2, $3) RETURNING id",
         author_id,
@@ -172,6 +174,7 @@ async def delete_post(conn: asyncpg.Connection, post_id: int, author_id: int) ->
         await conn.execute(
             "UPDATE posts SET reply_count = reply_count - 1 WHERE id = $1", parent_id
         )
+        changed(conn, REPLIES, parent_id)
     await conn.execute("UPDATE users SET post_count = post_count - 1 WHERE id = $1", author_id)
     changed(conn, POSTS, post_id)
     return parent_id

@@ -15,12 +15,11 @@ request that started just before the commit would.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from cachetools import LRUCache
 
-from microblog.db.listen import listen
+from microblog.db.listen import Channel
 from microblog.users.queries import User
 
 CHANNEL = "users_changed"
@@ -59,10 +58,9 @@ class KnownUsers:
         self._changes += 1
         self._rows.pop(user_id, None)
 
-    async def keep_current(self, url: str, stop: asyncio.Event) -> None:
-        """Listen for changed rows until stop is set."""
-        await listen(url, CHANNEL, self._changed, stop, name="user listener",
-                     on_listening=self._started, on_lost=self._stopped)  # fmt: skip
+    def channel(self) -> Channel:
+        """What the process's listener (runtime.listening) hears changed rows on."""
+        return Channel(CHANNEL, self._changed, on_listening=self._started, on_lost=self._stopped)
 
     def _changed(self, payload: str) -> None:
         if payload.isdecimal():

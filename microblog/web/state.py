@@ -20,6 +20,7 @@ from microblog.db.pools import Pools
 from microblog.db.transactions import Transactions
 
 if TYPE_CHECKING:  # assets.py serves files through state(): no import at run time
+    from microblog.live.hub import Hub
     from microblog.web.assets import StaticFiles
 
 KEY = "microblog"
@@ -39,6 +40,7 @@ class AppState:
     # version of the code that draws them.
     local_cards: MutableMapping[tuple, str]
     card_markup: str
+    live: Hub  # the process's live streams, fed from the events table (live/hub.py)
 
 
 def state() -> AppState:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,14 +60,22 @@ def site(pyz: Pyz, scratch: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         launcher.stop_all()
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
+@contextmanager
+def launch_chromium() -> Iterator[Browser]:
+    """Debian's Chromium, driven by Playwright. While it runs, Playwright's event loop is this
+    thread's: nothing else may call asyncio.run() until it is closed."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with launch_chromium() as browser:
+        yield browser
 
 
 @dataclass

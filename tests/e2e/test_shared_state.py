@@ -58,7 +58,7 @@ def test_every_kind_of_write_is_visible_at_once_through_another_instances_cache(
 
 LISTENING = """
     SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-    AND application_name = 'microblog user listener' AND query LIKE 'LISTEN%'
+    AND application_name = 'microblog web listener' AND query LIKE 'LISTEN%'
 """
 
 
