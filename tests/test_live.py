@@ -192,6 +192,34 @@ async def test_a_follow_shows_the_new_followees_posts_at_once_and_an_unfollow_st
         assert seen.json == {"post": mine, "likes": 1, "replies": 0}, "an unfollowed post came"
 
 
+async def test_a_muted_followee_and_a_blocked_replier_are_heard_of_no_more(live, db, make_browser):
+    reader, followee, replier, asker = [
+        await make_user(db, name) for name in ("reader", "followee", "replier", "asker")
+    ]
+    await follows(db, reader, followee)
+    question = await make_post(db, asker, "a question")
+    mine = await make_post(db, reader, "the reader's own")
+    await ready(live)
+    reading = await signed_in(make_browser, reader)
+    writing, replying, asking = [
+        await signed_in(make_browser, user) for user in (followee, replier, asker)
+    ]
+    async with opened(reading) as home, opened(reading, f"/events?thread={question}") as thread:
+        assert (await reading.post("/@followee/mute")).status_code == 303
+        assert (await reading.post("/@replier/block")).status_code == 303
+        await post(writing, db, "muted, so never shown")
+        await post(replying, db, "blocked, so never shown", in_reply_to=question)
+        await writing.post(f"/posts/{mine}/like")  # the reader's own card: that still shows
+        assert (await home.event()).json == {"post": mine, "likes": 1, "replies": 0}
+        # The thread's count moves (the page counts every reply), but the reply is not shown.
+        assert (await thread.event()).json == {"post": question, "likes": 0, "replies": 1}
+        answer = await post(asking, db, "the asker answers", in_reply_to=question)
+        assert (await thread.event()).json == {"post": answer, "reply_to": question}
+        assert (await reading.post("/@followee/unmute")).status_code == 303
+        again = await post(writing, db, "unmuted, shown again")
+        assert (await home.event()).json == {"post": again, "reply_to": None}
+
+
 @pytest.mark.parametrize("resume", ["Last-Event-ID", "since"])
 async def test_a_reconnect_replays_every_missed_event_once_in_order_then_goes_on_live(
     resume, live, db, make_browser

@@ -129,6 +129,12 @@ MUTED = f"""
 """
 
 
+async def hidden_ids(conn: asyncpg.Connection, viewer_id: int) -> set[int]:
+    """Everyone hidden_from the viewer (migration 0010), for what filters in memory."""
+    rows = await conn.fetch("SELECT * FROM hidden_from($1)", viewer_id)
+    return {row[0] for row in rows}
+
+
 async def blocked(
     conn: asyncpg.Connection, user_id: int, before: int | None, limit: int
 ) -> list[tuple[int, User]]:

@@ -47,7 +47,8 @@ RETRY_SPREAD = (500, 3000)
 # Kinds of events meant for one user only.
 PERSONAL = frozenset({"unread", "follows"})
 
-LoadFollowing = Callable[[asyncpg.Connection], Awaitable[set[int]]]
+# Whom the reader follows, and whom they must not hear of (blocked either way, or muted).
+LoadFollowing = Callable[[asyncpg.Connection], Awaitable[tuple[set[int], set[int]]]]
 
 
 class Hub:
@@ -193,14 +194,16 @@ class Hub:
     async def _caught_up(
         self, stream: Stream, load_following: LoadFollowing, *, replay: bool
     ) -> bool:
-        """Read the follow set (and, the first time, replay what the reader missed), then take
-        what waited; False when the database cannot be read."""
+        """Read the follow and hidden sets (and, the first time, replay what the reader
+        missed), then take what waited; False when the database cannot be read."""
         try:
             while stream.catching_up and stream.ending is None:
                 async with acquire(self._pool, ACQUIRE_TIMEOUT) as conn:
                     if stream.stale:
                         stream.stale = False
-                        stream.following = frozenset(await load_following(conn))
+                        following, hidden = await load_following(conn)
+                        stream.following = frozenset(following - hidden)
+                        stream.hidden = frozenset(hidden)
                     if replay:
                         replay = False
                         await self._replay(conn, stream)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncpg
 from quart import Blueprint, Response, abort, g, request
 
+from microblog.blocks.queries import hidden_ids
 from microblog.follows.queries import followee_ids
 from microblog.live.stream import Stream
 from microblog.users.sessions import current_user
@@ -56,8 +57,8 @@ async def events() -> Response:
         thread=_thread(),
     )
 
-    async def following(conn: asyncpg.Connection) -> set[int]:
-        return await followee_ids(conn, user.id)
+    async def following(conn: asyncpg.Connection) -> tuple[set[int], set[int]]:
+        return await followee_ids(conn, user.id), await hidden_ids(conn, user.id)
 
     return _event_stream(live.stream(stream, following))
 

@@ -67,6 +67,7 @@ class Stream:
         "catching_up",
         "ending",
         "following",
+        "hidden",
         "home",
         "out",
         "pending",
@@ -87,6 +88,7 @@ class Stream:
         self.shown_up_to = since  # the last id the reader was sent
         self.up_to: int | None = None  # where the live events took over (set by the hub)
         self.following: frozenset[int] = frozenset()
+        self.hidden: frozenset[int] = frozenset()  # blocked either way or muted
         self.stale = True  # the follow set must be read (again) before events are taken
         self.catching_up = True
         self.pending: deque[tuple[Event, bytes]] = deque()
@@ -126,10 +128,12 @@ class Stream:
         """Whether the reader may see this event and has a page open that shows it: their own
         counts; posts of those they follow (not their own, which the page that wrote them
         shows already) and counts of those and of their own; replies on the thread they have
-        open. Blocks and mutes, once there are any, leave out the authors they hide here."""
+        open; never anything of an author the reader has blocked, been blocked by or muted."""
         if event.kind == "unread":
             return event.recipient_id == self.user_id
         author = event.author_id
+        if author in self.hidden:
+            return False
         if event.kind == "post":
             if author == self.user_id:
                 return False
