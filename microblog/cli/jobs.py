@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -28,21 +27,21 @@ def _run(settings: Settings, action: Callable[[asyncpg.Connection], Awaitable[in
     return asyncio.run(run())
 
 
-def _age(moment: datetime | None) -> str:
-    if moment is None:
+def _age(seconds: float | None) -> str:
+    if seconds is None:
         return "-"
-    seconds = max((datetime.now(UTC) - moment).total_seconds(), 0)
+    seconds = max(seconds, 0.0)
     return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
 
 
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
     async def show(conn: asyncpg.Connection) -> int:
-        rows = await admin.stats(conn)
+        rows = await admin.depth(conn)
         print(f"{'queue':<16} {'state':<10} {'count':>8}  oldest due")
         for row in rows:
-            print(f"{row.queue:<16} {row.state:<10} {row.count:>8}  {_age(row.oldest_due)}")
+            print(f"{row.queue:<16} {row.state:<10} {row.count:>8}  {_age(row.oldest_due_seconds)}")
         if not rows:
-            print("(no jobs)")
+            print("(no jobs waiting, running or failed)")
         # Pending jobs with nobody to run them is the commonest surprise: say who is there.
         takers = await processes.job_takers(conn, settings.heartbeat_timeout)
         if takers:
@@ -74,11 +73,14 @@ def _retry(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def retry(conn: asyncpg.Connection) -> int:
-        retried = await admin.retry(conn, None if args.all else args.id)
-        if args.id is not None and not retried:
+        if args.all:
+            count = await admin.retry_matching(conn)
+        else:
+            count = int(await admin.retry(conn, args.id))
+        print(f"retried {count} job{'s' if count != 1 else ''}")
+        if args.id is not None and not count:
             print(f"microblog: job {args.id} is not a failed job", file=sys.stderr)
             return 1
-        print(f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}")
         return 0
 
     return _run(settings, retry)
@@ -98,7 +100,9 @@ def _discard(settings: Settings, args: argparse.Namespace) -> int:
 def add_jobs_commands(commands: Any) -> None:
     jobs = add_command(commands, "jobs", None, "inspect and act on the job queue")
     actions = jobs.add_subparsers(title="actions", metavar="ACTION", required=True)
-    add_command(actions, "stats", _stats, "jobs per queue and state, and the oldest due job")
+    add_command(
+        actions, "stats", _stats, "jobs waiting, running and failed per queue, and the oldest due"
+    )
     failed = add_command(actions, "failed", _failed, "the most recent failed jobs")
     failed.add_argument("--limit", type=int, default=50, help="how many to list (50)")
     retry = add_command(actions, "retry", _retry, "run failed jobs again")
