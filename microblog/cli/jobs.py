@@ -56,7 +56,7 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
 
 def _failed(settings: Settings, args: argparse.Namespace) -> int:
     async def show(conn: asyncpg.Connection) -> int:
-        jobs = await admin.failed(conn, args.limit)
+        jobs = await admin.failed(conn, args.limit, kind=args.kind)
         for job in jobs:
             error = (job.last_error or "").splitlines()[0] if job.last_error else ""
             print(f"{job.id}\t{job.queue}\t{job.kind}\tattempts={job.attempts}\t{error}")
@@ -68,13 +68,12 @@ def _failed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _retry(settings: Settings, args: argparse.Namespace) -> int:
-    if (args.id is None) == (not args.all):
-        print("microblog: give a job ID or --all", file=sys.stderr)
+    if not _one_or_all(args):
         return 2
 
     async def retry(conn: asyncpg.Connection) -> int:
         if args.all:
-            count = await admin.retry_matching(conn)
+            count = await admin.retry_matching(conn, args.kind)
         else:
             count = int(await admin.retry(conn, args.id))
         print(f"retried {count} job{'s' if count != 1 else ''}")
@@ -86,8 +85,26 @@ def _retry(settings: Settings, args: argparse.Namespace) -> int:
     return _run(settings, retry)
 
 
+def _one_or_all(args: argparse.Namespace) -> bool:
+    """A job ID, or --all (optionally with --kind); says what is wrong when not."""
+    if (args.id is None) == (not args.all):
+        print("microblog: give a job ID or --all", file=sys.stderr)
+        return False
+    if args.kind is not None and not args.all:
+        print("microblog: --kind goes with --all", file=sys.stderr)
+        return False
+    return True
+
+
 def _discard(settings: Settings, args: argparse.Namespace) -> int:
+    if not _one_or_all(args):
+        return 2
+
     async def discard(conn: asyncpg.Connection) -> int:
+        if args.all:
+            count = await admin.discard_matching(conn, args.kind)
+            print(f"discarded {count} job{'s' if count != 1 else ''}")
+            return 0
         if await admin.discard(conn, args.id):
             print(f"discarded job {args.id}")
             return 0
@@ -105,8 +122,12 @@ def add_jobs_commands(commands: Any) -> None:
     )
     failed = add_command(actions, "failed", _failed, "the most recent failed jobs")
     failed.add_argument("--limit", type=int, default=50, help="how many to list (50)")
+    failed.add_argument("--kind", help="only failed jobs of this kind")
     retry = add_command(actions, "retry", _retry, "run failed jobs again")
     retry.add_argument("id", type=int, nargs="?", help="the failed job to retry")
     retry.add_argument("--all", action="store_true", help="retry every failed job")
+    retry.add_argument("--kind", help="with --all: only failed jobs of this kind")
     discard = add_command(actions, "discard", _discard, "give up on a failed or pending job")
-    discard.add_argument("id", type=int, help="the job to discard")
+    discard.add_argument("id", type=int, nargs="?", help="the job to discard")
+    discard.add_argument("--all", action="store_true", help="discard every failed job")
+    discard.add_argument("--kind", help="with --all: only failed jobs of this kind")

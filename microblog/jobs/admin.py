@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
@@ -47,18 +46,6 @@ _DEPTH = """
 
 async def depth(conn: asyncpg.Connection) -> list[QueueDepth]:
     return [QueueDepth(**dict(row)) for row in await conn.fetch(_DEPTH)]
-
-
-async def finished_per_minute(conn: asyncpg.Connection) -> list[tuple[datetime, int]]:
-    """Jobs that finished in each minute of the last hour that had any, oldest first."""
-    rows = await conn.fetch(
-        """
-        SELECT date_trunc('minute', finished_at) AS minute, count(*) AS count
-        FROM infra.jobs WHERE state = 'finished' AND finished_at > now() - interval '1 hour'
-        GROUP BY 1 ORDER BY 1
-        """
-    )
-    return [(row["minute"], row["count"]) for row in rows]
 
 
 async def failed(
