@@ -23,6 +23,14 @@ class InstanceInfo(Collector):
         )
 
 
+_POOL_GAUGES = (
+    ("size", "connections", "Open connections of each pool."),
+    ("max", "max_connections", "The most connections each pool may open (DB_POOL_SIZE)."),
+    ("in_use", "in_use", "Connections taken from each pool now."),
+    ("waiting", "waiting", "Requests and jobs waiting for a connection of each pool now."),
+)
+
+
 class PoolCollector(Collector):
     """Each distinct pool of the process: a role that shares the primary's database shares its
     pool, and is not counted twice."""
@@ -43,22 +51,8 @@ class PoolCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families = {
-            "size": GaugeMetricFamily(
-                "microblog_db_pool_connections", "Open connections of each pool.", labels=["pool"]
-            ),
-            "max": GaugeMetricFamily(
-                "microblog_db_pool_max_connections",
-                "The most connections each pool may open (DB_POOL_SIZE).",
-                labels=["pool"],
-            ),
-            "in_use": GaugeMetricFamily(
-                "microblog_db_pool_in_use", "Connections taken from each pool now.", labels=["pool"]
-            ),
-            "waiting": GaugeMetricFamily(
-                "microblog_db_pool_waiting",
-                "Requests and jobs waiting for a connection of each pool now.",
-                labels=["pool"],
-            ),
+            key: GaugeMetricFamily(f"microblog_db_pool_{name}", documentation, labels=["pool"])
+            for key, name, documentation in _POOL_GAUGES
         }
         for name, pool in self._pools().items():
             size = pool.get_size()
