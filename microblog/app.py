@@ -14,14 +14,16 @@ from quart import Quart
 
 from microblog.avatars.routes import blueprint as avatars_blueprint
 from microblog.avatars.routes import pictures as pictures_blueprint
+from microblog.background import JOB_KINDS
 from microblog.blocks.routes import blueprint as blocks_blueprint
-from microblog.cache.store import Cache
+from microblog.cache.store import Cache, CacheStats
 from microblog.config import Settings
 from microblog.db.pools import Pools
 from microblog.duties import transactions_with_duties
 from microblog.follows.routes import blueprint as follows_blueprint
 from microblog.live.hub import Hub
 from microblog.live.routes import blueprint as live_blueprint
+from microblog.metrics.process import ProcessMetrics
 from microblog.notifications.routes import blueprint as notifications_blueprint
 from microblog.posts.cards import local_cards, markup_version
 from microblog.posts.routes import blueprint as posts_blueprint
@@ -37,6 +39,7 @@ from microblog.web.forms import read_body_first
 from microblog.web.proxies import ProxyHeadersMiddleware
 from microblog.web.ratelimits import init_rate_limits
 from microblog.web.read_your_writes import follow_writes
+from microblog.web.scrape import MetricsEndpoint
 from microblog.web.templating import init_templating
 
 # Larger bodies get 413 before any handler reads them. Forms here are small text.
@@ -66,14 +69,20 @@ def create_app(
     draining: asyncio.Event | None = None,
     known_users: KnownUsers | None = None,
     live: Hub | None = None,
+    metrics: ProcessMetrics | None = None,
 ) -> Quart:
     """The app. `known_users` keeps users' rows only while its listener runs (the run modes
     start it); without one, every request reads its visitor's row. `live` streams events only
     while it keeps up with them (the run modes start that too); without one, /events answers
-    503 and pages open no stream."""
+    503 and pages open no stream. `metrics` are the process's (the run modes share them with
+    the job side); without them, the app's own."""
     app = Quart(__name__, template_folder=str(assets.TEMPLATES_DIR), static_folder=None)
     _configure(app, settings)
     cache = Cache(pools.cache)
+    metrics = metrics or process_metrics("web", instance_name, pools)
+    card_stats = CacheStats()
+    metrics.caches.watch("shared", cache.stats)
+    metrics.caches.watch("cards", card_stats)
     transactions = transactions_with_duties(settings, pools, cache)
     templates = init_templating(app)
     app.extensions[state.KEY] = state.AppState(
@@ -88,6 +97,8 @@ def create_app(
         local_cards=local_cards(),
         card_markup=markup_version(templates),
         live=live or Hub(pools.primary),
+        card_stats=card_stats,
+        metrics=metrics,
     )
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["username"] = UsernameConverter
@@ -107,8 +118,17 @@ def create_app(
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
-    app.asgi_app = ProxyHeadersMiddleware(app.asgi_app, settings.trusted_proxies)
+    scrapes = MetricsEndpoint(
+        app.asgi_app, metrics, trusted=settings.trusted_proxies, token=settings.metrics_token
+    )
+    app.asgi_app = ProxyHeadersMiddleware(scrapes, settings.trusted_proxies)
     return app
+
+
+def process_metrics(role: str, instance_name: str, pools: Pools) -> ProcessMetrics:
+    """The metrics of a process that runs this app, its job kinds, or both."""
+    queues = {kind.queue for kind in JOB_KINDS.kinds.values()}
+    return ProcessMetrics(role=role, instance=instance_name, pools=pools, queues=queues)
 
 
 def _configure(app: Quart, settings: Settings) -> None:

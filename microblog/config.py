@@ -122,6 +122,14 @@ class Settings:
         parsers.networks("127.0.0.1/32,::1/128"),
         "Peers whose X-Forwarded-For/Proto/Host headers are believed, comma-separated networks.",
     )
+    metrics_token: str | None = _setting(
+        "METRICS_TOKEN",
+        parsers.secret,
+        None,
+        "Bearer token that opens /metrics to scrapers outside TRUSTED_PROXIES and loopback "
+        "(at least 32 characters). Unset: only those may scrape.",
+        repr=False,
+    )
     instance_name: str | None = _setting(
         "INSTANCE_NAME",
         parsers.plain_text,

@@ -18,7 +18,7 @@ from uuid import UUID
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 
-from microblog.app import create_app
+from microblog.app import create_app, process_metrics
 from microblog.background import JOB_KINDS, recurring_jobs
 from microblog.cache.store import Cache
 from microblog.config import Settings
@@ -30,8 +30,11 @@ from microblog.jobs import processes
 from microblog.jobs.recurring import run_scheduler
 from microblog.jobs.worker import Worker, WorkerOptions
 from microblog.live.hub import Hub
+from microblog.metrics.process import ProcessMetrics
 from microblog.signals import stop_event
 from microblog.users.known import KnownUsers
+from microblog.web.proxies import ProxyHeadersMiddleware
+from microblog.web.scrape import MetricsEndpoint, nothing_else
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,7 @@ async def serve_http(
     pools: Pools,
     known_users: KnownUsers,
     live: Hub,
+    metrics: ProcessMetrics,
     *,
     host: str,
     port: int,
@@ -148,17 +152,13 @@ async def serve_http(
     draining = asyncio.Event()
     app = create_app(
         settings, pools, instance_name=name, draining=draining, known_users=known_users,
-        live=live,
+        live=live, metrics=metrics,
     )  # fmt: skip
-    config = HypercornConfig()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.graceful_timeout = settings.shutdown_timeout
+    config = _hypercorn_config(host, port, settings.shutdown_timeout)
     # Longer than any load balancer's idle upstream timeout (nginx.conf: 30 s): the balancer,
     # not the app, closes idle connections, so it never sends a request on one the app has
     # just closed.
     config.keep_alive_timeout = 75
-    config.accesslog = None  # one line per request comes from the app, with its request id
-    config.errorlog = logging.getLogger("hypercorn.error")
 
     async def shutdown_trigger() -> None:
         await stop.wait()
@@ -171,11 +171,37 @@ async def serve_http(
     await serve(app, config, shutdown_trigger=shutdown_trigger)
 
 
+def _hypercorn_config(host: str, port: int, graceful_timeout: float) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.graceful_timeout = graceful_timeout
+    config.accesslog = None  # one line per request comes from the app, with its request id
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+async def serve_metrics(
+    settings: Settings, metrics: ProcessMetrics, address: tuple[str, int], stop: asyncio.Event
+) -> None:
+    """/metrics alone, for a process that serves nothing else (`worker --metrics-port`)."""
+    endpoint = MetricsEndpoint(
+        nothing_else, metrics, trusted=settings.trusted_proxies, token=settings.metrics_token
+    )
+    config = _hypercorn_config(*address, graceful_timeout=1.0)
+    app = ProxyHeadersMiddleware(endpoint, settings.trusted_proxies)
+    await serve(app, config, shutdown_trigger=stop.wait)
+
+
 def job_worker(
-    settings: Settings, pools: Pools, process_id: UUID, options: WorkerOptions
-) -> Worker:
-    transactions = transactions_with_duties(settings, pools, Cache(pools.cache))
-    return Worker(pools, JOB_KINDS, process_id, options, transactions=transactions)
+    settings: Settings, pools: Pools, process_id: UUID, options: WorkerOptions,
+    metrics: ProcessMetrics,
+) -> Worker:  # fmt: skip
+    cache = Cache(pools.cache)
+    metrics.caches.watch("shared", cache.stats)
+    transactions = transactions_with_duties(settings, pools, cache)
+    return Worker(
+        pools, JOB_KINDS, process_id, options, transactions=transactions, metrics=metrics.jobs
+    )
 
 
 async def run_jobs(settings: Settings, pools: Pools, worker: Worker, stop: asyncio.Event) -> None:
@@ -199,20 +225,36 @@ async def run_web(settings: Settings, *, host: str, port: int, name: str) -> Non
     stop = stop_event()
     async with running_process(settings, "web", name) as (pools, _):
         known_users, live = KnownUsers(), Hub(pools.primary)
+        metrics = process_metrics("web", name, pools)
         async with listening(pools, known_users=known_users, live=live):
-            await serve_http(settings, pools, known_users, live, host=host, port=port,
+            await serve_http(settings, pools, known_users, live, metrics, host=host, port=port,
                              name=name, stop=stop)  # fmt: skip
     log.info("stopped")
 
 
-async def run_worker(settings: Settings, *, name: str, options: WorkerOptions) -> None:
+async def run_worker(
+    settings: Settings,
+    *,
+    name: str,
+    options: WorkerOptions,
+    metrics_address: tuple[str, int] | None = None,
+) -> None:
+    """Jobs until stopped; with `metrics_address`, /metrics served there too."""
     stop = stop_event()
     async with running_process(settings, "worker", name) as (pools, process_id):
         log.info("worker started", extra={"queues": ",".join(options.queues) or "all",
                                            "concurrency": options.concurrency})  # fmt: skip
-        worker = job_worker(settings, pools, process_id, options)
+        metrics = process_metrics("worker", name, pools)
+        worker = job_worker(settings, pools, process_id, options, metrics)
         async with listening(pools, worker=worker):
-            await run_jobs(settings, pools, worker, stop)
+            jobs = asyncio.create_task(run_jobs(settings, pools, worker, stop))
+            try:
+                if metrics_address is not None:
+                    await serve_metrics(settings, metrics, metrics_address, stop)
+                await jobs
+            finally:
+                stop.set()  # if /metrics ended on its own (cannot bind), stop the jobs too
+                await jobs
     log.info("stopped")
 
 
@@ -223,11 +265,12 @@ async def run_combined(
     stop = stop_event()
     async with running_process(settings, "combined", name) as (pools, process_id):
         known_users, live = KnownUsers(), Hub(pools.primary)
-        worker = job_worker(settings, pools, process_id, options)
+        metrics = process_metrics("combined", name, pools)
+        worker = job_worker(settings, pools, process_id, options, metrics)
         async with listening(pools, known_users=known_users, live=live, worker=worker):
             jobs = asyncio.create_task(run_jobs(settings, pools, worker, stop))
             try:
-                await serve_http(settings, pools, known_users, live, host=host, port=port,
+                await serve_http(settings, pools, known_users, live, metrics, host=host, port=port,
                                  name=name, stop=stop)  # fmt: skip
             finally:
                 stop.set()  # if the web side ended on its own (cannot bind), stop the jobs too

@@ -27,7 +27,15 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from microblog.runtime import run_worker, worker_options
 
     options = worker_options(settings, args.queues, args.concurrency)
-    asyncio.run(run_worker(settings, name=settings.name_instance("worker"), options=options))
+    name = settings.name_instance("worker")
+    if args.metrics_port is None:
+        asyncio.run(run_worker(settings, name=name, options=options))
+        return 0
+    address = (args.metrics_host, args.metrics_port)
+    _listen_or_explain(
+        lambda: run_worker(settings, name=name, options=options, metrics_address=address),
+        *address,
+    )
     return 0
 
 
@@ -86,6 +94,17 @@ def add_serve_commands(commands: Any) -> None:
         help="comma-separated queues (default: all)",
     )
     _add_concurrency_option(worker)
+    worker.add_argument(
+        "--metrics-port",
+        type=argument(port_number),
+        default=None,
+        help="serve /metrics for Prometheus on this port (default: none)",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address to serve /metrics on, with --metrics-port (127.0.0.1)",
+    )
     combined = add_command(
         commands, "combined", _combined, "serve HTTP and run background jobs in one process"
     )

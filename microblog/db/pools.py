@@ -252,3 +252,14 @@ async def open_pools(settings: Settings, *, application_name: str) -> AsyncItera
             urls=urls,
             embedded=embedded,
         )
+
+
+def waiting(pool: asyncpg.Pool) -> int:
+    """Acquisitions waiting for one of `pool`'s connections, for the metrics.
+
+    asyncpg counts them nowhere public: a pool's free connections sit in an asyncio.Queue
+    (`_queue`), and what waits for one is that queue's getters. tests/test_metrics.py holds
+    this against the asyncpg installed.
+    """
+    queue = getattr(pool, "_queue", None)
+    return len(getattr(queue, "_getters", ()))

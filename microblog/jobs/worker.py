@@ -31,6 +31,7 @@ from microblog.db.transactions import Transactions
 from microblog.jobs import queue
 from microblog.jobs.queue import ClaimedJob
 from microblog.jobs.registry import JobContext, JobRegistry
+from microblog.metrics.jobs import JobMetrics
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,10 @@ class Worker:
         options: WorkerOptions,
         *,
         transactions: Transactions,
+        metrics: JobMetrics | None = None,
     ) -> None:
         self.pools = pools
+        self.metrics = metrics or JobMetrics()  # the process's, when it exports them
         self.transactions = transactions
         self.registry = registry
         self.process_id = process_id
@@ -200,14 +203,17 @@ class Worker:
             self._state.interrupted.append(job.id)
             raise
         except Exception as error:
-            self._failed(job, error, kind.retry_base if kind else 60.0)
+            final = self._failed(job, error, kind.retry_base if kind else 60.0)
+            self.metrics.ran(job.kind, time.monotonic() - started, error=True, final=final)
         else:
             self._state.finished.append(job.id)
+            self.metrics.ran(job.kind, time.monotonic() - started)
         finally:
             elapsed = time.monotonic() - started
             self._state.average_seconds = 0.9 * self._state.average_seconds + 0.1 * elapsed
 
-    def _failed(self, job: ClaimedJob, error: BaseException, retry_base: float) -> None:
+    def _failed(self, job: ClaimedJob, error: BaseException, retry_base: float) -> bool:
+        """Record the failure for the next round trip; True if it was the last attempt."""
         if isinstance(error, TimeoutError):
             summary = "TimeoutError: the job ran longer than its timeout"
         else:
@@ -229,6 +235,7 @@ class Worker:
         )
         details = "".join(traceback.format_exception(error))
         self._state.failures.append(_Outcome(job, f"{summary}\n\n{details}", retry_at))
+        return final
 
     # Stopping --------------------------------------------------------------------------
 

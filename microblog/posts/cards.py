@@ -100,6 +100,10 @@ async def render_cards(
     local = app.local_cards if cache else {}
     cards = {key: html for key in shown if (html := local.get(key)) is not None}
     lacking = {key: post for key, post in zip(shown, posts, strict=True) if key not in cards}
+    if cache:  # without the cache, there is no memory of cards to count
+        app.card_stats.hits += len(cards)
+        app.card_stats.misses += len(lacking)
+        app.card_stats.writes += len(lacking)  # each is kept once found or drawn
     if lacking:
         found = await _shared_or_rendered(cache, lacking, viewer, focus, in_thread)
         cards.update(found)

@@ -132,6 +132,8 @@ class RateLimits:
         g.rate_limit = (checks, verdicts)
         refused = [(v, c) for v, c in _paired(verdicts, checks) if not v.admitted]
         if refused:
+            for _, check in refused:  # keys are "rule:subject", as made above
+                state().metrics.http.rate_limited[check.key.partition(":")[0]] += 1
             raise RateLimitExceeded(ceil(max(v.retry_after(c) for v, c in refused)))
 
     async def add_headers(self, response: Response) -> Response:

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 from jinja2 import Environment
 from quart import current_app
 
-from microblog.cache.store import Cache
+from microblog.cache.store import Cache, CacheStats
 from microblog.config import Settings
 from microblog.db.pools import Pools
 from microblog.db.transactions import Transactions
+from microblog.metrics.process import ProcessMetrics
 
 if TYPE_CHECKING:  # assets.py serves files through state(): no import at run time
     from microblog.live.hub import Hub
@@ -41,6 +42,8 @@ class AppState:
     local_cards: MutableMapping[tuple, str]
     card_markup: str
     live: Hub  # the process's live streams, fed from the events table (live/hub.py)
+    card_stats: CacheStats  # how often local_cards had the card a page needed
+    metrics: ProcessMetrics  # this process's, shared with its job side in combined mode
 
 
 def state() -> AppState:

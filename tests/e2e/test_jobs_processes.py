@@ -158,5 +158,23 @@ def test_the_jobs_commands_show_retry_and_discard(
     discarded = launcher.run(["jobs", "discard", str(job_id)], cwd=workdir, env=env)
     assert (discarded.returncode, discarded.stdout.strip()) == (0, f"discarded job {job_id}")
     assert fetch_value(fresh_database, state, job_id) == "discarded:0"
+
+    again = [asyncio.run(_fail_a_job(fresh_database)) for _ in range(2)]
+    of_kind = launcher.run(["jobs", "failed", "--kind", "jobs.ping"], cwd=workdir, env=env)
+    assert [line.split("\t")[0] for line in of_kind.stdout.splitlines()] == [
+        str(n) for n in reversed(again)
+    ]
+    other_kind = launcher.run(["jobs", "failed", "--kind", "no.such"], cwd=workdir, env=env)
+    assert other_kind.stdout.strip() == "(no failed jobs)"
+    one_and_kind = ["jobs", "retry", str(again[0]), "--kind", "jobs.ping"]
+    lone_kind = launcher.run(one_and_kind, cwd=workdir, env=env)
+    assert (lone_kind.returncode, lone_kind.stderr.strip()) == (
+        2,
+        "microblog: --kind goes with --all",
+    )
+    all_of_kind = ["jobs", "discard", "--all", "--kind", "jobs.ping"]
+    discarded = launcher.run(all_of_kind, cwd=workdir, env=env)
+    assert (discarded.returncode, discarded.stdout.strip()) == (0, "discarded 2 jobs")
+    assert [fetch_value(fresh_database, state, n) for n in again] == ["discarded:5"] * 2
     gone = launcher.run(["jobs", "discard", str(job_id)], cwd=workdir, env=env)
     assert gone.returncode == 1

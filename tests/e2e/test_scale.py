@@ -250,6 +250,18 @@ def test_requests_reach_every_instance_and_a_login_is_honoured_by_all(cluster: C
             assert response.status_code == 200, f"{web.url} did not honour the session"
 
 
+def test_nginx_refuses_metrics_that_each_instance_serves_to_a_scraper_nearby(cluster: Cluster):
+    with httpx.Client(base_url=cluster.nginx.url) as client:
+        for path in ("/metrics", "/metrics?format=text", "/%6Detrics"):
+            response = client.get(path)
+            assert response.status_code == 404, path
+            assert "X-Instance" not in response.headers, "the request reached an instance"
+    for web in cluster.webs:
+        direct = httpx.get(f"{web.url}/metrics")
+        assert direct.status_code == 200
+        assert "http_server_request_duration_seconds" in direct.text
+
+
 def test_when_no_instance_answers_nginx_says_so_in_the_apps_words(tmp_path):
     nobody_listening = [free_port() for _ in range(3)]
     nginx = start_nginx(tmp_path, nobody_listening, up_status=502)
@@ -516,7 +528,7 @@ def test_notifications_are_produced_with_either_worker_placement(
 # --- Procfile.scale ---------------------------------------------------------------------
 
 
-PROCFILE_PORTS = (8080, 3001, 3002, 3003)
+PROCFILE_PORTS = (8080, 3001, 3002, 3003, 3100)  # 3100: the worker's /metrics
 # The instances' own connections to the replica (not their monitors') whose last statement read
 # posts: the replica's own view of who reads from it.
 READ_FROM_THE_REPLICA = """
@@ -573,6 +585,7 @@ def test_a_procfile_starts_the_whole_architecture(runner, procfile, pyz, scratch
             pooler_log = (site / "var" / "pgbouncer" / "log").read_text()
             clients = set(re.findall(r"@unix\((\d+)\):\d+ login attempt: db=microblog", pooler_log))
             assert len(clients) >= 5, pooler_log
+        wait_for(lambda: _answers("http://127.0.0.1:3100/metrics"), "worker /metrics", popen)
     finally:
         popen.send_signal(signal.SIGTERM)
         try:

@@ -96,7 +96,7 @@ async def test_a_job_that_keeps_failing_ends_failed_with_its_traceback_and_can_b
         assert failed.attempts == 3
         assert "RuntimeError: planned failure 3 of doomed" in failed.last_error
         assert "Traceback" in failed.last_error
-        assert await admin.retry(runs, job_id) == [job_id]
+        assert await admin.retry(runs, job_id)
         await wait_until(lambda: _state_is(runs, job_id, "failed"))
     assert await runs.fetchval("SELECT count(*) FROM test_runs") == 6
 

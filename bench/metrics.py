@@ -1,0 +1,138 @@
+"""Metrics benchmark: what recording costs a request, and what a scrape costs an instance.
+
+    .venv/bin/python bench/metrics.py [--quick]
+
+Part 1, recording. A request pays for its metrics no hook and no await of their own: the
+access-log hook that already measures its duration (microblog/web/observability.py) adds the
+route template's lookup and HttpMetrics.observe, and the /metrics middleware
+(microblog/web/scrape.py) an addition and a subtraction of the in-flight count. Here that work
+runs in a request context for a real route, in interleaved rounds against a bare loop that does
+the rest of the same (the clock read and the subtraction); the difference is what recording
+adds to a request.
+
+Part 2, scraping: the exposition of a registry built like a process's (microblog/metrics/
+process.py: process collector, request and job metrics, caches) with realistic cardinality:
+every route template of the app, by the methods and status classes a busy instance sees, and
+every job kind. The pools' and replicas' collectors are left out: they need open pools and add
+a dozen gauges. Beside it, the same series in prometheus_client's own Histogram, the reason the
+request durations have a histogram of their own (microblog/metrics/histogram.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client import Histogram as ClientHistogram
+from quart import Quart, request
+
+from microblog.background import JOB_KINDS
+from microblog.cache.store import CacheStats
+from microblog.metrics.collectors import CacheCollector
+from microblog.metrics.histogram import OTEL_DURATION_BUCKETS
+from microblog.metrics.http import HttpMetrics
+from microblog.metrics.jobs import JobMetrics
+
+QUICK = "--quick" in sys.argv
+ROUNDS = 5 if QUICK else 15
+REQUESTS = 2000 if QUICK else 20000
+SCRAPES = 20 if QUICK else 100
+# What one busy instance's series look like: each route by these methods and status classes.
+SEEN = [("GET", "2xx"), ("GET", "3xx"), ("GET", "4xx"), ("POST", "3xx"), ("POST", "4xx"),
+        ("HEAD", "2xx"), ("GET", "5xx")]  # fmt: skip
+
+
+async def _per_request(count: int, metrics: HttpMetrics | None) -> float:
+    app = Quart(__name__)
+    app.add_url_rule("/posts/<int:post_id>", "post", lambda post_id: "ok")
+    async with app.test_request_context("/posts/1"):
+        started = time.perf_counter()
+        for _ in range(count):
+            begun = time.perf_counter()
+            if metrics is None:
+                _ = time.perf_counter() - begun
+                continue
+            metrics.in_flight += 1
+            seconds = time.perf_counter() - begun
+            rule = request.url_rule
+            metrics.observe(request.method, rule.rule if rule is not None else None, 200, seconds)
+            metrics.in_flight -= 1
+        return (time.perf_counter() - started) / count
+
+
+async def recording() -> tuple[float, float]:
+    metrics = HttpMetrics()
+    bare_times, recorded_times = [], []
+    for _ in range(ROUNDS):
+        bare_times.append(await _per_request(REQUESTS, None))
+        recorded_times.append(await _per_request(REQUESTS, metrics))
+    return statistics.median(bare_times), statistics.median(recorded_times)
+
+
+def _routes() -> list[str]:
+    from microblog.app import BLUEPRINTS
+    from microblog.web.converters import IdConverter, UsernameConverter
+
+    app = Quart(__name__)
+    app.url_map.converters.update(id=IdConverter, username=UsernameConverter)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    return sorted({rule.rule for rule in app.url_map.iter_rules()})
+
+
+def scraping() -> tuple[int, int, float, float]:
+    routes = _routes()
+    http, jobs = HttpMetrics(), JobMetrics()
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    caches = CacheCollector()
+    caches.watch("shared", CacheStats())
+    caches.watch("cards", CacheStats())
+    for collector in (http, jobs, caches):
+        registry.register(collector)
+    client_registry = CollectorRegistry()
+    client_histogram = ClientHistogram(
+        "http_server_request_duration_seconds", "as prometheus_client keeps it",
+        ("method", "route", "status_class"), buckets=OTEL_DURATION_BUCKETS,
+        registry=client_registry,
+    )  # fmt: skip
+    for route in routes:
+        for method, status_class in SEEN:
+            status = int(status_class[0]) * 100
+            http.observe(method, route, status, 0.02)
+            client_histogram.labels(method, route, status_class).observe(0.02)
+    for kind in JOB_KINDS.kinds:
+        jobs.ran(kind, 0.01)
+    series = len(http.duration.series())
+
+    started = time.perf_counter()
+    for _ in range(SCRAPES):
+        body = generate_latest(registry) + (http.duration.text() + jobs.duration.text()).encode()
+    ours = (time.perf_counter() - started) / SCRAPES
+    started = time.perf_counter()
+    for _ in range(SCRAPES):
+        generate_latest(client_registry)
+    client = (time.perf_counter() - started) / SCRAPES
+    return series, len(body), ours, client
+
+
+def main() -> None:
+    bare, recorded = asyncio.run(recording())
+    print("## Metrics\n")
+    print(f"Recording, {ROUNDS} interleaved rounds of {REQUESTS} requests (median):\n")
+    print("| loop | per request |\n|---|---|")
+    print(f"| bare: the clock read alone | {bare * 1e6:.2f} µs |")
+    print(f"| recording: in flight, route template, observe | {recorded * 1e6:.2f} µs |")
+    print(f"| difference: what recording adds | {(recorded - bare) * 1e6:.2f} µs |\n")
+    series, size, ours, client = scraping()
+    print(f"Scraping, {series} request-duration series ({size // 1024} KiB of text):\n")
+    print("| exposition | per scrape |\n|---|---|")
+    print(f"| the process's registry, as /metrics writes it | {ours * 1e3:.2f} ms |")
+    print(f"| the same request series in prometheus_client's Histogram | {client * 1e3:.2f} ms |")
+
+
+if __name__ == "__main__":
+    main()
