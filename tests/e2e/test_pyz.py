@@ -68,6 +68,17 @@ def test_signup_post_follow_and_home_timeline_from_another_directory(
     assert (workdir / "var" / "pgdata").is_dir(), "the embedded database lives in ./var"
 
 
+def test_web_and_combined_serve_on_uvloop(launcher: Launcher, scratch_dir: Path):
+    env = launcher.pyz.env(MICROBLOG_DATA_DIR=str(scratch_dir / "data"))
+    for mode in ("web", "combined"):
+        served = launcher.web(cwd=scratch_dir, env=env, mode=mode)
+        with served.client() as visitor:
+            assert visitor.http.get("/up").status_code == 200
+        maps = Path(f"/proc/{served.popen.pid}/maps").read_text()
+        assert re.search(r"/uvloop/loop\.[^/]*\.so$", maps, re.MULTILINE), mode
+        assert served.stop() == 0, served.describe()
+
+
 def test_two_web_processes_on_one_data_dir_share_sessions_and_data(
     launcher: Launcher, scratch_dir: Path
 ):
