@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from argon2 import PasswordHasher
+
+from microblog.users import passwords
 from tests.conftest import DEFAULT_PASSWORD, make_post, make_user
 
 
@@ -196,3 +200,33 @@ async def test_a_bio_is_linked_like_a_post_on_the_profile_and_in_lists_of_people
     )
     assert linked in await browser.text("/@writer")
     assert linked in await browser.text("/@fan/following")
+
+
+class CountingHasher(PasswordHasher):
+    """The app's hasher, counting the hashes it verifies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.verified = 0
+
+    def verify(self, hash, password):
+        self.verified += 1
+        return super().verify(hash, password)
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["known", "nobody", "not a username!", "x" * 31],
+    ids=["wrong-password", "unknown-name", "not-a-name", "too-long"],
+)
+async def test_every_failed_login_verifies_one_hash_whether_or_not_the_name_exists(
+    browser, db, monkeypatch, username
+):
+    """A log-in must take as long for a name that does not exist as for one that does, or its
+    timing tells which names have accounts."""
+    await make_user(db, "known")
+    hasher = CountingHasher()
+    monkeypatch.setattr(passwords, "_hasher", hasher)
+    response = await browser.post("/login", {"username": username, "password": "wrong guess"})
+    assert response.status_code == 422
+    assert hasher.verified == 1

@@ -52,7 +52,10 @@ async def login() -> Response:
         async with connection() as conn:
             found = await queries.password_hash_by_username(conn, form.username)
     user, password_hash = found if found else (None, None)
-    if user is None or not await verify_password(password_hash, form.password):
+    # Verified whether or not the name exists (against a dummy hash when it does not), so
+    # the answer takes as long either way and its timing tells nobody which names are taken.
+    correct = await verify_password(password_hash, form.password)
+    if user is None or not correct:
         form.errors["form"] = LOGIN_FAILED
         return await html("login.html", 422, form=form, next=next_path)
     if needs_rehash(password_hash):
