@@ -90,6 +90,17 @@ async def admit(conn: asyncpg.Connection, checks: list[Check]) -> list[Verdict]:
     return [admitted[c.key] for c in checks if c.key in admitted]
 
 
+async def give_back(conn: asyncpg.Connection, check: Check) -> None:
+    """Undo one admission of `check`, as if that request had never been counted: its tat
+    moves back by the interval the admission added (a tat in the past means a full allowance,
+    as no row does)."""
+    await conn.execute(
+        "UPDATE infra.rate_limits SET tat = tat - make_interval(secs => $2) WHERE key = $1",
+        check.key,
+        check.inverse,
+    )
+
+
 async def prune(conn: asyncpg.Connection) -> int:
     """Keys whose tat has passed hold no information: delete them."""
     return await conn.fetchval(

@@ -11,7 +11,7 @@ from microblog.users.sessions import current_user, log_in, log_out, login_requir
 from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html
-from microblog.web.ratelimits import LOGIN_IP, LOGIN_USER, SIGNUP_IP, limited
+from microblog.web.ratelimits import LOGIN_IP, LOGIN_USER, SIGNUP_IP, limited, spending
 
 blueprint = Blueprint("users", __name__)
 
@@ -19,16 +19,18 @@ LOGIN_FAILED = "Wrong username or password."
 
 
 @blueprint.route("/signup", methods=["GET", "POST"])
-@limited(SIGNUP_IP)
 async def signup() -> Response:
     if request.method == "GET":
         return await html("signup.html", form=Credentials("", ""))
     form = Credentials.parse(await request.form, new_account=True)
     if form.errors:
         return await html("signup.html", 422, form=form)
-    password_hash = await hash_password(form.password)
-    async with transaction() as conn:
-        user = await queries.create_user(conn, form.username, password_hash)
+    async with spending(SIGNUP_IP) as slot:  # an account of those this address may make
+        password_hash = await hash_password(form.password)
+        async with transaction() as conn:
+            user = await queries.create_user(conn, form.username, password_hash)
+        if user is None:
+            slot.give_back()
     if user is None:
         form.errors["username"] = "That username is taken."
         return await html("signup.html", 422, form=form)

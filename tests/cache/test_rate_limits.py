@@ -123,6 +123,39 @@ async def test_a_limited_signup_writes_nothing(strict_app, db):
     assert await db.fetchval("SELECT count(*) FROM users") == 2
 
 
+async def test_refused_signup_forms_do_not_count_against_the_accounts_an_address_may_make(
+    strict_app, db
+):
+    await make_user(db, "taken")
+    browser = Browser(strict_app.test_client())
+    refused = [
+        {"username": "taken", "password": "long enough"},
+        {"username": "TAKEN", "password": "long enough"},
+        {"username": "newcomer", "password": "short"},
+        {"username": "not a name!", "password": "long enough"},
+        {"username": "taken", "password": "long enough"},
+    ]
+    codes = [(await browser.post("/signup", form)).status_code for form in refused]
+    assert codes == [422] * 5
+    made = [await browser.post("/signup", {"username": f"made{n}", "password": "long enough"})
+            for n in range(3)]  # fmt: skip
+    assert [response.status_code for response in made] == [303, 303, 429]
+    assert await db.fetchval("SELECT count(*) FROM users") == 3
+
+
+async def test_racing_signups_from_one_address_make_no_more_accounts_than_the_limit(strict_app, db):
+    client = strict_app.test_client()
+    token = await Browser(client).csrf_token()
+
+    async def sign_up(n: int) -> int:
+        form = {"username": f"racer{n}", "password": "long enough", "csrf_token": token}
+        return (await client.post("/signup", form=form)).status_code
+
+    codes = await asyncio.gather(*(sign_up(n) for n in range(6)))
+    assert sorted(codes) == [303, 303, 429, 429, 429, 429]
+    assert await db.fetchval("SELECT count(*) FROM users") == 2
+
+
 async def test_forwarded_for_from_an_untrusted_peer_does_not_change_identity(strict_app, db):
     client = strict_app.test_client()
     token = await Browser(client).csrf_token()
