@@ -54,7 +54,8 @@ HTMX = {"HX-Request": "true"}  # the header htmx sends with every request it mak
 # Nothing listens on port 1: connecting fails as it does to a database server that is down.
 UNREACHABLE = "postgresql://microblog@127.0.0.1:1/microblog"
 GENEROUS_LIMITS = (
-    "login_ip=1000/1m,login_user=1000/1m,signup_ip=1000/1m,post_user=1000/1m,global_ip=10000/1m"
+    "login_ip=1000/1m,login_user_ip=1000/1m,login_user=1000/1m,signup_ip=1000/1m,"
+    "post_user=1000/1m,global_ip=10000/1m"
 )
 
 

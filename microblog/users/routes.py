@@ -11,7 +11,14 @@ from microblog.users.sessions import current_user, log_in, log_out, login_requir
 from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html
-from microblog.web.ratelimits import LOGIN_IP, LOGIN_USER, SIGNUP_IP, limited, spending
+from microblog.web.ratelimits import (
+    LOGIN_IP,
+    LOGIN_USER,
+    LOGIN_USER_IP,
+    SIGNUP_IP,
+    limited,
+    spending,
+)
 
 blueprint = Blueprint("users", __name__)
 
@@ -39,7 +46,7 @@ async def signup() -> Response:
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
-@limited(LOGIN_IP, LOGIN_USER)
+@limited(LOGIN_IP, LOGIN_USER_IP, LOGIN_USER)
 async def login() -> Response:
     if request.method == "GET":
         next_path = local_path(request.args.get("next"))

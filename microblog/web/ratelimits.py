@@ -79,6 +79,11 @@ async def _submitted_username() -> str:
     return storable(form.get("username", "").strip().lower()[:100])
 
 
+async def _submitted_username_from_here() -> str:
+    # The address first: it holds no space, so no typed name can pass for another pair.
+    return f"{client_subject()} {await _submitted_username()}"
+
+
 async def _user() -> str:
     user = g.get("user")
     return str(user.id) if user else client_subject()
@@ -86,6 +91,10 @@ async def _user() -> str:
 
 POSTS = frozenset({"POST"})
 LOGIN_IP = Limit("login_ip", _ip, POSTS)
+# Guesses at one account: tightly from each address, so that guessing from one place slows
+# that place only and the owner still gets in from theirs; loosely from everywhere at once,
+# to bound guessing spread over many addresses.
+LOGIN_USER_IP = Limit("login_user_ip", _submitted_username_from_here, POSTS)
 LOGIN_USER = Limit("login_user", _submitted_username, POSTS)
 # Accounts made per address, spent by the sign-up view: refused forms cost nothing here
 # (GLOBAL_IP bounds attempts).
@@ -199,7 +208,7 @@ async def spending(limit: Limit) -> AsyncIterator[Slot]:
 async def _give_back(check: Check) -> None:
     try:
         async with acquire(state().pools.cache, 1.0) as conn:
-            await give_back(conn, check)
+            await give_back(conn, [check])
     except DATABASE_OUTAGE as error:
         log.warning("rate limit slot not given back", extra={"error": type(error).__name__})
 
