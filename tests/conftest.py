@@ -43,7 +43,8 @@ from microblog.runtime import listening
 from microblog.users import sessions
 from microblog.users.known import KnownUsers
 from microblog.users.passwords import hash_password
-from microblog.users.queries import User, create_user
+from microblog.users.queries import User, create_user, start_session
+from microblog.web.sessions import SESSION_LIFETIME
 from microblog.web.state import KEY, AppState
 from tests.servers import PgBouncer, ReplicaServer
 
@@ -373,8 +374,11 @@ class Browser:
 
     async def sign_in(self, user: User) -> None:
         """Logged in as the log-in form would, without its fifth of a second of argon2."""
+        async with app_state(self.client.app).pools.primary.acquire() as conn:
+            session_id = await start_session(conn, user.id, SESSION_LIFETIME)
         async with self.client.session_transaction() as session:
             session[sessions.USER_ID] = user.id
+            session[sessions.SESSION_ID] = session_id
             session[sessions.EPOCH] = user.session_epoch
 
     async def text(self, path: str, **kwargs) -> str:

@@ -41,7 +41,7 @@ async def signup() -> Response:
     if user is None:
         form.errors["username"] = "That username is taken."
         return await html("signup.html", 422, form=form)
-    log_in(user)
+    await log_in(user)
     return redirect("/", 303)
 
 
@@ -70,7 +70,7 @@ async def login() -> Response:
     if needs_rehash(password_hash):
         async with transaction() as conn:
             await queries.rehash_password(conn, user.id, await hash_password(form.password))
-    log_in(user)
+    await log_in(user)
     return redirect(next_path, 303)
 
 
@@ -78,7 +78,7 @@ async def login() -> Response:
 async def logout() -> Response:
     if request.method == "GET":  # a typed or bookmarked address: ask, as logging out is a POST
         return await html("logout.html")
-    log_out()
+    await log_out()
     return redirect("/", 303)
 
 
