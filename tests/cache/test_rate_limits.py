@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import asyncpg
@@ -64,18 +65,21 @@ async def test_pruning_deletes_only_keys_that_no_longer_limit(cache_db):
     assert await cache_db.fetchval("SELECT count(*) FROM infra.rate_limits") == 1
 
 
+@asynccontextmanager
+async def _app_limited_by(settings, pools, rules: str):
+    limited = type(settings)(
+        **{**settings.__dict__, "rate_limits": tuple(parse_rules(rules).values())}
+    )
+    app = create_app(limited, pools, instance_name="limited")
+    async with app.test_app():
+        yield app
+
+
 @pytest.fixture
 async def strict_app(settings, pools):
     """The app with tight limits: 2 log-ins a minute per address, 2 sign-ups, 3 posts."""
-    rules = parse_rules(
-        "login_ip=2/1m,login_user=3/1m,signup_ip=2/1m,post_user=3/1m,global_ip=50/1m"
-    )
-    app = create_app(
-        type(settings)(**{**settings.__dict__, "rate_limits": tuple(rules.values())}),
-        pools,
-        instance_name="strict",
-    )
-    async with app.test_app():
+    rules = "login_ip=2/1m,login_user=3/1m,signup_ip=2/1m,post_user=3/1m,global_ip=50/1m"
+    async with _app_limited_by(settings, pools, rules) as app:
         yield app
 
 
@@ -152,13 +156,8 @@ async def test_racing_signups_from_one_address_make_no_more_accounts_than_the_li
 @pytest.fixture
 async def login_limited_app(settings, pools):
     """Log-ins limited to 3 a minute per account and address, 6 per account from anywhere."""
-    rules = parse_rules("login_ip=100/1m,login_user_ip=3/1m,login_user=6/1m,global_ip=1000/1m")
-    app = create_app(
-        type(settings)(**{**settings.__dict__, "rate_limits": tuple(rules.values())}),
-        pools,
-        instance_name="login-limited",
-    )
-    async with app.test_app():
+    rules = "login_ip=100/1m,login_user_ip=3/1m,login_user=6/1m,global_ip=1000/1m"
+    async with _app_limited_by(settings, pools, rules) as app:
         yield app
 
 

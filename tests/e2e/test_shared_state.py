@@ -62,16 +62,21 @@ LISTENING = """
 """
 
 
-def test_a_password_changed_through_one_instance_ends_sessions_on_another(
-    fresh_database: str, launcher: Launcher, pyz, workdir: Path
-):
+@pytest.fixture
+def two_listening(fresh_database: str, launcher: Launcher, pyz, workdir: Path):
+    """Two instances on one database, each listening for changed users' rows."""
     env = pyz.env(DATABASE_URL=fresh_database)
     assert launcher.run(["migrate"], cwd=workdir, env=env).returncode == 0
-    first, second = launcher.web(cwd=workdir, env=env), launcher.web(cwd=workdir, env=env)
+    instances = launcher.web(cwd=workdir, env=env), launcher.web(cwd=workdir, env=env)
     # Each instance keeps visitors' rows only while it listens for changes to them.
     wait_for(
         lambda: fetch_value(fresh_database, LISTENING) == 2, "both instances listening", within=30
     )
+    return instances
+
+
+def test_a_password_changed_through_one_instance_ends_sessions_on_another(two_listening):
+    first, second = two_listening
     with (
         Visitor(httpx.Client(base_url=first.url)) as laptop,
         Visitor(httpx.Client(base_url=second.url)) as phone,
@@ -94,14 +99,9 @@ def test_a_password_changed_through_one_instance_ends_sessions_on_another(
 
 
 def test_logging_out_through_one_instance_makes_a_copy_of_the_cookie_worthless_on_another(
-    fresh_database: str, launcher: Launcher, pyz, workdir: Path
+    two_listening, fresh_database: str
 ):
-    env = pyz.env(DATABASE_URL=fresh_database)
-    assert launcher.run(["migrate"], cwd=workdir, env=env).returncode == 0
-    first, second = launcher.web(cwd=workdir, env=env), launcher.web(cwd=workdir, env=env)
-    wait_for(
-        lambda: fetch_value(fresh_database, LISTENING) == 2, "both instances listening", within=30
-    )
+    first, second = two_listening
     with (
         Visitor(httpx.Client(base_url=first.url)) as laptop,
         Visitor(httpx.Client(base_url=second.url)) as phone,
