@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -373,8 +374,15 @@ class Browser:
         assert response.status_code == 303, await response.get_data(as_text=True)
 
     async def sign_in(self, user: User) -> None:
-        """Logged in as the log-in form would, without its fifth of a second of argon2."""
-        async with app_state(self.client.app).pools.primary.acquire() as conn:
+        """Logged in as the log-in form would, without its fifth of a second of argon2.
+
+        The session's row is made unannounced: an instance honours a session it has not heard
+        of by reading the account afresh, and a notification arriving a moment later would make
+        the app forget an account that a test means it to keep."""
+        async with (
+            app_state(self.client.app).pools.primary.acquire() as conn,
+            unannounced(conn, "user_sessions", "user_sessions_changed"),
+        ):
             session_id = await start_session(conn, user.id, SESSION_LIFETIME)
         async with self.client.session_transaction() as session:
             session[sessions.USER_ID] = user.id
@@ -396,6 +404,17 @@ def browser(client: QuartClient) -> Browser:
 def make_browser(app: Quart) -> Iterator:
     """More browsers (separate cookie jars) on the same app."""
     return lambda: Browser(app.test_client())
+
+
+@asynccontextmanager
+async def unannounced(conn: asyncpg.Connection, table: str, trigger: str) -> AsyncIterator[None]:
+    """A transaction whose changes to `table` its NOTIFY `trigger` does not announce, as if
+    the notification were still on its way. The trigger is off for this transaction only:
+    ALTER TABLE's lock keeps every other writer of the table waiting until it commits."""
+    async with conn.transaction():
+        await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+        yield
+        await conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:

@@ -28,6 +28,7 @@ CHANNEL = "users_changed"
 CAPACITY = 10_000
 
 Load = Callable[[int], Awaitable[Account | None]]
+Accepts = Callable[[Account], bool]
 
 
 class KnownUsers:
@@ -42,11 +43,16 @@ class KnownUsers:
     def listening(self) -> bool:
         return self._listening
 
-    async def get(self, user_id: int, load: Load) -> Account | None:
-        """The user's row and sessions, from memory when known to be current, else load()'s."""
+    async def get(self, user_id: int, load: Load, accepts: Accepts | None = None) -> Account | None:
+        """The user's row and sessions, from memory when known to be current, else load()'s.
+
+        A kept account that `accepts` turns down is read again all the same: it may predate a
+        change made through another instance a moment ago and not heard of yet (a log-in
+        there, whose new session it does not hold), and a refusal must not rest on that.
+        """
         if self._listening:  # else a change could go unheard
             account = self._rows.get(user_id)
-            if account is not None:
+            if account is not None and (accepts is None or accepts(account)):
                 return account
         changes = self._changes
         account = await load(user_id)

@@ -48,12 +48,8 @@ def init_logins(app: Quart, known: KnownUsers, transactions: Transactions) -> No
         user_id = session.get(USER_ID)
         if user_id is None:
             return
-        account = await known.get(user_id, _load_account)
-        if (
-            account is None
-            or session.get(SESSION_ID) not in account.sessions
-            or account.user.session_epoch != session.get(EPOCH)
-        ):
+        account = await known.get(user_id, _load_account, _honours_cookie)
+        if account is None or not _honours_cookie(account):
             for key in (USER_ID, SESSION_ID, EPOCH):
                 session.pop(key, None)
             return
@@ -71,6 +67,12 @@ def init_logins(app: Quart, known: KnownUsers, transactions: Transactions) -> No
     app.before_request(load_current_user)
     transactions.on_every_commit(forget_own_changes)
     app.register_error_handler(SessionEnded, to_log_in)
+
+
+def _honours_cookie(account: Account) -> bool:
+    """The cookie names a live session of the account, from after its last password change."""
+    live = session.get(SESSION_ID) in account.sessions
+    return live and account.user.session_epoch == session.get(EPOCH)
 
 
 async def _load_account(user_id: int) -> Account | None:
