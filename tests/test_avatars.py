@@ -241,6 +241,9 @@ async def test_a_transparent_picture_stays_transparent(browser, db):
 async def test_pictures_are_decoded_on_a_few_threads_of_their_own(make_browser, db, monkeypatch):
     loop_thread = threading.current_thread().name
     lock, running, seen = threading.Lock(), [0], {"most": 0, "threads": set()}
+    # Each decode waits for as many as may run at once, so that they do overlap: fewer
+    # threads would break the barrier, more would show in "most".
+    together = threading.Barrier(DECODERS, timeout=10)
     decode = pictures._square
 
     def watched(data: bytes, side: int) -> bytes:
@@ -249,7 +252,7 @@ async def test_pictures_are_decoded_on_a_few_threads_of_their_own(make_browser, 
             seen["most"] = max(seen["most"], running[0])
             seen["threads"].add(threading.current_thread().name)
         try:
-            time.sleep(0.05)  # long enough for the other uploads to arrive meanwhile
+            together.wait()
             return decode(data, side)
         finally:
             with lock:
