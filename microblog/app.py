@@ -8,7 +8,6 @@ Long-lived listeners are not started here but by the run modes (microblog/runtim
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from quart import Quart
 
@@ -44,7 +43,6 @@ from microblog.web.templating import init_templating
 
 # Larger bodies get 413 before any handler reads them. Forms here are small text.
 MAX_REQUEST_BYTES = 1024 * 1024
-SESSION_LIFETIME = timedelta(days=30)
 BLUEPRINTS = (
     health.blueprint,
     assets.blueprint,
@@ -140,7 +138,7 @@ def _configure(app: Quart, settings: Settings) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
-        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        PERMANENT_SESSION_LIFETIME=sessions.SESSION_LIFETIME,
         # A session lasts 30 days from log-in; re-signing the cookie on every response would
         # cost every request a signature and a Set-Cookie header.
         SESSION_REFRESH_EACH_REQUEST=False,

@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,8 @@ from microblog.runtime import listening
 from microblog.users import sessions
 from microblog.users.known import KnownUsers
 from microblog.users.passwords import hash_password
-from microblog.users.queries import User, create_user
+from microblog.users.queries import User, create_user, start_session
+from microblog.web.sessions import SESSION_LIFETIME
 from microblog.web.state import KEY, AppState
 from tests.servers import PgBouncer, ReplicaServer
 
@@ -56,7 +58,8 @@ HTMX = {"HX-Request": "true"}  # the header htmx sends with every request it mak
 # Nothing listens on port 1: connecting fails as it does to a database server that is down.
 UNREACHABLE = "postgresql://microblog@127.0.0.1:1/microblog"
 GENEROUS_LIMITS = (
-    "login_ip=1000/1m,login_user=1000/1m,signup_ip=1000/1m,post_user=1000/1m,global_ip=10000/1m"
+    "login_ip=1000/1m,login_user_ip=1000/1m,login_user=1000/1m,signup_ip=1000/1m,"
+    "post_user=1000/1m,global_ip=10000/1m"
 )
 
 
@@ -419,9 +422,19 @@ class Browser:
         assert response.status_code == 303, await response.get_data(as_text=True)
 
     async def sign_in(self, user: User) -> None:
-        """Logged in as the log-in form would, without its fifth of a second of argon2."""
+        """Logged in as the log-in form would, without its fifth of a second of argon2.
+
+        The session's row is made unannounced: an instance honours a session it has not heard
+        of by reading the account afresh, and a notification arriving a moment later would make
+        the app forget an account that a test means it to keep."""
+        async with (
+            app_state(self.client.app).pools.primary.acquire() as conn,
+            unannounced(conn, "user_sessions", "user_sessions_changed"),
+        ):
+            session_id = await start_session(conn, user.id, SESSION_LIFETIME)
         async with self.client.session_transaction() as session:
             session[sessions.USER_ID] = user.id
+            session[sessions.SESSION_ID] = session_id
             session[sessions.EPOCH] = user.session_epoch
 
     async def text(self, path: str, **kwargs) -> str:
@@ -439,6 +452,17 @@ def browser(client: QuartClient) -> Browser:
 def make_browser(app: Quart) -> Iterator:
     """More browsers (separate cookie jars) on the same app."""
     return lambda: Browser(app.test_client())
+
+
+@asynccontextmanager
+async def unannounced(conn: asyncpg.Connection, table: str, trigger: str) -> AsyncIterator[None]:
+    """A transaction whose changes to `table` its NOTIFY `trigger` does not announce, as if
+    the notification were still on its way. The trigger is off for this transaction only:
+    ALTER TABLE's lock keeps every other writer of the table waiting until it commits."""
+    async with conn.transaction():
+        await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+        yield
+        await conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:

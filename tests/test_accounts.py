@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
+from argon2 import PasswordHasher
+
+from microblog.users import passwords
+from microblog.web.sessions import SESSION_LIFETIME
 from tests.conftest import DEFAULT_PASSWORD, make_post, make_user
 
 
@@ -74,6 +81,44 @@ async def test_logout_ends_the_session(browser, db):
     response = await browser.get("/settings")
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/login")
+
+
+async def test_a_copy_of_the_cookie_made_before_logging_out_is_worthless_after(
+    app, browser, make_browser, db
+):
+    user = await make_user(db, "careful")
+    phone = make_browser()
+    await phone.login("careful")
+    response = await browser.post("/login", {"username": "careful", "password": DEFAULT_PASSWORD})
+    copied = response.headers["Set-Cookie"].split(";", 1)[0]
+    token = await browser.csrf_token()
+    assert (await browser.post("/logout")).status_code == 303
+
+    thief = app.test_client(use_cookies=False)
+    settings = await thief.get("/settings", headers={"Cookie": copied})
+    assert settings.status_code == 303
+    assert settings.headers["Location"].startswith("/login")
+    posted = await thief.post(
+        "/posts", form={"body": "not mine", "csrf_token": token}, headers={"Cookie": copied}
+    )
+    assert posted.status_code == 303
+    assert posted.headers["Location"].startswith("/login")
+    assert await db.fetchval("SELECT count(*) FROM posts") == 0
+    # Logging out ended that one session: the account's others go on.
+    assert (await phone.get("/settings")).status_code == 200
+    assert await db.fetchval("SELECT count(*) FROM user_sessions WHERE user_id = $1", user.id) == 1
+
+
+async def test_a_log_in_deletes_the_accounts_sessions_older_than_a_cookie_lives(browser, db):
+    user = await make_user(db, "returning")
+    await db.execute(
+        "INSERT INTO user_sessions (user_id, created_at) VALUES ($1, now() - $2::interval)",
+        user.id,
+        SESSION_LIFETIME + timedelta(minutes=1),
+    )
+    await browser.login("returning")
+    ages = await db.fetch("SELECT now() - created_at AS age FROM user_sessions")
+    assert [row["age"] < timedelta(minutes=1) for row in ages] == [True]
 
 
 async def test_get_logout_asks_with_a_log_out_button_instead_of_refusing(browser, db):
@@ -196,3 +241,33 @@ async def test_a_bio_is_linked_like_a_post_on_the_profile_and_in_lists_of_people
     )
     assert linked in await browser.text("/@writer")
     assert linked in await browser.text("/@fan/following")
+
+
+class CountingHasher(PasswordHasher):
+    """The app's hasher, counting the hashes it verifies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.verified = 0
+
+    def verify(self, hash, password):
+        self.verified += 1
+        return super().verify(hash, password)
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["known", "nobody", "not a username!", "x" * 31],
+    ids=["wrong-password", "unknown-name", "not-a-name", "too-long"],
+)
+async def test_every_failed_login_verifies_one_hash_whether_or_not_the_name_exists(
+    browser, db, monkeypatch, username
+):
+    """A log-in must take as long for a name that does not exist as for one that does, or its
+    timing tells which names have accounts."""
+    await make_user(db, "known")
+    hasher = CountingHasher()
+    monkeypatch.setattr(passwords, "_hasher", hasher)
+    response = await browser.post("/login", {"username": username, "password": "wrong guess"})
+    assert response.status_code == 422
+    assert hasher.verified == 1

@@ -1,13 +1,109 @@
-"""`microblog seed`: posts, reposts among them, follows, blocks and mutes, with every count
-kept on a row equal to the rows it counts."""
+"""`seed`: a demo that looks alive, with the counts on its rows right, that every cache hears of,
+and that says how to log in to it."""
 
 from __future__ import annotations
 
-from microblog.seed import SeedPlan, seed
+import asyncio
+import os
+import re
+import sys
+
+from microblog.seed import DEMO_PASSWORD, SeedPlan, seed
 from microblog.timelines import queries
+from tests.conftest import ROOT, post_ids
 
-PLAN = SeedPlan(users=200, posts=3000, follows=2000)
+PLAN = SeedPlan(users=30, posts=400, follows=200, likes=500)
 
+
+async def test_the_public_page_shows_the_demo_at_once_though_it_was_cached_empty(
+    app, client, transactions, pools
+):
+    assert "No posts yet" in await (await client.get("/public")).get_data(as_text=True)
+    demo = await seed(transactions, pools, PLAN, progress=False)
+    page = await (await client.get("/public")).get_data(as_text=True)
+    assert "No posts yet" not in page
+    assert post_ids(page)[0] == demo.post_ids[-1]
+
+
+async def test_the_counts_on_the_rows_are_those_of_the_rows(transactions, pools, db):
+    await seed(transactions, pools, PLAN, progress=False)
+    wrong = await db.fetchval(
+        """
+        SELECT count(*) FROM users u WHERE
+            post_count <> (SELECT count(*) FROM posts WHERE author_id = u.id)
+            OR follower_count <> (SELECT count(*) FROM follows WHERE followee_id = u.id)
+            OR following_count <> (SELECT count(*) FROM follows WHERE follower_id = u.id)
+        """
+    )
+    assert wrong == 0
+    wrong = await db.fetchval(
+        """
+        SELECT count(*) FROM posts p WHERE
+            reply_count <> (SELECT count(*) FROM posts r WHERE r.in_reply_to = p.id)
+            OR like_count <> (SELECT count(*) FROM likes WHERE post_id = p.id)
+            OR repost_count <> (SELECT count(*) FROM reposts WHERE post_id = p.id)
+        """
+    )
+    assert wrong == 0
+
+
+async def test_the_demo_looks_alive(transactions, pools, db):
+    demo = await seed(transactions, pools, PLAN, progress=False)
+    assert (demo.likes, demo.follows) == (PLAN.likes, PLAN.follows)
+    people = await db.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE display_name <> '') AS named,
+               count(*) FILTER (WHERE bio <> '') AS with_bios, count(*) AS everyone
+        FROM users
+        """
+    )
+    assert people["named"] == people["everyone"] == PLAN.users
+    assert people["with_bios"] > PLAN.users / 2
+    posts = await db.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE in_reply_to IS NOT NULL) AS replies,
+               count(*) FILTER (WHERE like_count > 0) AS liked,
+               max(like_count) AS most_liked, count(*) AS everything
+        FROM posts
+        """
+    )
+    assert 0 < posts["replies"] < posts["everything"] / 4
+    assert 0 < posts["liked"] < posts["everything"]
+    assert posts["most_liked"] >= 5  # the popular accounts' posts stand out
+    assert await db.fetchval("SELECT count(*) FROM likes l JOIN posts p ON p.id = l.post_id "
+                             "WHERE p.author_id = l.user_id") == 0  # fmt: skip
+
+
+async def test_seeding_again_adds_another_demo_beside_the_first(transactions, pools, db):
+    first = await seed(transactions, pools, PLAN, progress=False)
+    second = await seed(transactions, pools, PLAN, progress=False)
+    assert not set(first.usernames) & set(second.usernames)
+    assert second.post_ids[0] > first.post_ids[-1]  # after the first's posts and reposts
+    assert await db.fetchval("SELECT count(*) FROM users") == 2 * PLAN.users
+    assert await db.fetchval("SELECT count(*) FROM likes") == 2 * PLAN.likes
+
+
+async def test_the_command_names_demo_accounts_one_can_log_in_as(database_url, tmp_path, browser):
+    command = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "microblog", "seed", "--users", "12", "--posts", "50",
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url, "MICROBLOG_DATA_DIR": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await command.communicate()
+    assert command.returncode == 0, err.decode()
+    said = out.decode()
+    assert "seeded 12 users, 50 posts, 50 likes, 5 reposts, 132 follows, 0 blocks" in said
+    named = re.search(r"such as (\w+), (\w+), (\w+), with the password '(.+)'", said)
+    assert named, said
+    assert named.group(4) == DEMO_PASSWORD
+    for username in named.groups()[:3]:
+        await browser.login(username, DEMO_PASSWORD)
+        assert f"@{username}" in await browser.text("/")
+
+
+BUSY = SeedPlan(users=200, posts=3000, follows=2000, likes=3000)
 # Each count on a row against a count of the rows it stands for: no row may differ.
 WRONG_COUNTS = """
     SELECT
@@ -21,15 +117,17 @@ WRONG_COUNTS = """
 """
 
 
-async def test_seed_makes_reposts_among_the_posts_and_blocks_and_mutes_with_counts_right(db):
-    await seed(db, PLAN, progress=False)
-    await seed(db, PLAN, progress=False)  # a second run adds to the first
+async def test_seed_makes_reposts_among_the_posts_and_blocks_and_mutes_with_counts_right(
+    transactions, pools, db
+):
+    await seed(transactions, pools, BUSY, progress=False)
+    await seed(transactions, pools, BUSY, progress=False)  # a second run adds to the first
     assert tuple(await db.fetchrow(WRONG_COUNTS)) == (0, 0)
     posts, reposts = await db.fetchrow(
         "SELECT (SELECT count(*) FROM posts), (SELECT count(*) FROM reposts)"
     )
-    assert posts == 2 * PLAN.posts
-    assert 0.9 * 2 * PLAN.reposts <= reposts <= 2 * PLAN.reposts  # less the few drawn twice
+    assert posts == 2 * BUSY.posts
+    assert 0.9 * 2 * BUSY.reposts <= reposts <= 2 * BUSY.reposts  # less the few drawn twice
     # Entries of both kinds share one sequence: no id is both, reposts come among the posts
     # (not all after them), and what is written next takes an id after every seeded one.
     assert await db.fetchval("SELECT count(*) FROM reposts r JOIN posts p ON p.id = r.id") == 0
@@ -51,7 +149,7 @@ async def test_seed_makes_reposts_among_the_posts_and_blocks_and_mutes_with_coun
     blocks, mutes = await db.fetchrow(
         "SELECT (SELECT count(*) FROM blocks), (SELECT count(*) FROM mutes)"
     )
-    assert (blocks, mutes) == (2 * PLAN.blocks, 2 * PLAN.mutes)
+    assert (blocks, mutes) == (2 * BUSY.blocks, 2 * BUSY.mutes)
     assert (
         await db.fetchval(
             "SELECT count(*) FROM blocks b JOIN follows f ON (f.follower_id, f.followee_id)"

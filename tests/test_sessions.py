@@ -17,8 +17,10 @@ from pathlib import Path
 
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from microblog.users.sessions import EPOCH, USER_ID
+from microblog.users.queries import start_session
+from microblog.users.sessions import EPOCH, SESSION_ID, USER_ID
 from microblog.web import csrf, sessions
+from microblog.web.sessions import SESSION_LIFETIME
 from tests.conftest import make_user
 
 DAY = 86400
@@ -46,6 +48,12 @@ def _serializer(app, signed_at: int | None = None) -> URLSafeTimedSerializer:
     )
 
 
+async def _session_of(db, user) -> dict:
+    """What the cookie of a fresh session of `user` holds."""
+    session_id = await start_session(db, user.id, SESSION_LIFETIME)
+    return {USER_ID: user.id, SESSION_ID: session_id, EPOCH: user.session_epoch}
+
+
 async def _logged_in(app, cookie: str) -> bool:
     client = app.test_client(use_cookies=False)
     response = await client.get("/", headers={"Cookie": f"microblog_session={cookie}"})
@@ -55,23 +63,23 @@ async def _logged_in(app, cookie: str) -> bool:
 
 async def test_a_valid_cookie_is_honoured_on_every_request(app, db):
     user = await make_user(db)
-    cookie = _serializer(app).dumps({USER_ID: user.id, EPOCH: user.session_epoch})
+    cookie = _serializer(app).dumps(await _session_of(db, user))
     assert [await _logged_in(app, cookie) for _ in range(2)] == [True, True]
 
 
 async def test_a_tampered_cookie_is_refused(app, db):
     user = await make_user(db)
     other = await make_user(db)
-    cookie = _serializer(app).dumps({USER_ID: user.id, EPOCH: user.session_epoch})
+    cookie = _serializer(app).dumps(await _session_of(db, user))
     assert await _logged_in(app, cookie)
-    forged = _serializer(app).dumps({USER_ID: other.id, EPOCH: user.session_epoch})
+    forged = _serializer(app).dumps(await _session_of(db, other))
     payload, signature = forged.split(".", 1)[0], cookie.split(".", 1)[1]
     assert [await _logged_in(app, f"{payload}.{signature}") for _ in range(2)] == [False, False]
 
 
 async def test_a_cookie_older_than_the_session_lifetime_is_refused(app, db):
     user = await make_user(db)
-    data = {USER_ID: user.id, EPOCH: user.session_epoch}
+    data = await _session_of(db, user)
     now = int(time.time())
     lifetime = int(app.permanent_session_lifetime.total_seconds())
     recent = _serializer(app, signed_at=now - lifetime + DAY).dumps(data)
@@ -86,7 +94,7 @@ async def test_what_a_request_adds_to_its_session_stays_with_its_response(app, d
     # A cookie without a CSRF token gets one on the first page that shows a form; the next
     # request with the same old cookie must start from what the cookie holds, not from that.
     user = await make_user(db)
-    cookie = _serializer(app).dumps({USER_ID: user.id, EPOCH: user.session_epoch})
+    cookie = _serializer(app).dumps(await _session_of(db, user))
     tokens = []
     for _ in range(2):
         client = app.test_client(use_cookies=False)

@@ -11,6 +11,9 @@ from microblog.cli.common import CommandError, add_command, argument
 from microblog.config import Settings
 from microblog.parsers import positive_int, whole_number
 
+# The most active demo accounts, named after seeding.
+SHOWN_ACCOUNTS = 3
+
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from microblog.db.migrate import migrate_databases
@@ -29,25 +32,33 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _seed(settings: Settings, args: argparse.Namespace) -> int:
+    from microblog.cache.store import Cache
     from microblog.db.migrate import ensure_schema
     from microblog.db.pools import open_pools
-    from microblog.seed import DEMO_PASSWORD, SeedPlan, seed
+    from microblog.duties import transactions_with_duties
+    from microblog.seed import DEMO_PASSWORD, Demo, SeedPlan, seed
 
     follows = args.follows if args.follows is not None else args.users * 20
-    plan = SeedPlan(users=args.users, posts=args.posts, follows=follows)
+    likes = args.likes if args.likes is not None else args.posts
+    plan = SeedPlan(users=args.users, posts=args.posts, follows=follows, likes=likes)
 
-    async def run() -> None:
+    async def run() -> Demo:
         async with open_pools(settings, application_name="microblog seed") as pools:
             await ensure_schema(pools, migrate=not settings.is_production)
-            async with pools.primary.acquire() as conn:
-                await seed(conn, plan, progress=sys.stderr.isatty() or args.progress)
+            # As a web process writes: what follows the commits (the public page's cache) too.
+            transactions = transactions_with_duties(settings, pools, Cache(pools.cache))
+            return await seed(
+                transactions, pools, plan, progress=sys.stderr.isatty() or args.progress
+            )
 
-    asyncio.run(run())
+    demo = asyncio.run(run())
     print(
-        f"seeded {plan.users} users, {plan.posts} posts and up to {plan.reposts} reposts, "
-        f"{plan.follows} follows, {plan.blocks} blocks and {plan.mutes} mutes; "
-        f"every demo account's password is {DEMO_PASSWORD!r}"
+        f"seeded {len(demo.user_ids)} users, {len(demo.post_ids)} posts, {demo.likes} likes, "
+        f"{demo.reposts} reposts, {demo.follows} follows, {demo.blocks} blocks and "
+        f"{demo.mutes} mutes"
     )
+    names = ", ".join(demo.usernames[:SHOWN_ACCOUNTS])
+    print(f"log in as any of them, such as {names}, with the password {DEMO_PASSWORD!r}")
     return 0
 
 
@@ -98,6 +109,12 @@ def add_db_and_seed_commands(commands: Any) -> None:
         type=argument(whole_number),
         default=None,
         help="follows to create (default: 20 per user)",
+    )
+    seed.add_argument(
+        "--likes",
+        type=argument(whole_number),
+        default=None,
+        help="likes to create (default: as many as posts)",
     )
     seed.add_argument(
         "--progress", action="store_true", help="show the progress bar even when not on a terminal"

@@ -145,8 +145,8 @@ class Transactions:
 
 @asynccontextmanager
 async def without_duties(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """A transaction on `conn` whose changes no duty follows: for arranging data (tests, demo
-    data), whose writes reach no cache. Jobs it enqueues go into `conn`'s own database."""
+    """A transaction on `conn` whose changes no duty follows: for arranging a test's data,
+    whose writes must reach no cache. Jobs it enqueues go into `conn`'s own database."""
     async with _begin(conn, None, ()) as transaction:
         yield
     await _run(transaction.callbacks)

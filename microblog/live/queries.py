@@ -1,4 +1,4 @@
-"""SQL for the events table (migration 0010): writing a transaction's events, reading them in
+"""SQL for the events table (migration 0013): writing a transaction's events, reading them in
 order, replaying a stream's, trimming old ones.
 
 Events are written by the transaction of the write they follow from, as its last statement,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-DEFAULT_RULES = "login_ip=10/1m,login_user=5/1m,signup_ip=5/30m,post_user=30/5m,global_ip=300/5m"
+DEFAULT_RULES = (
+    "login_ip=10/1m,login_user_ip=5/1m,login_user=300/1h,signup_ip=5/30m,post_user=30/5m,"
+    "global_ip=300/5m"
+)
 _PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _RULE = re.compile(r"^([a-z_]+)=(\d+)/(\d*)([smhd])$")
 

@@ -5,6 +5,11 @@ max(tat, now) + inverse - now <= period, and then tat becomes max(tat, now) + in
 INSERT ... ON CONFLICT DO UPDATE ... WHERE holds the row lock while it decides, so concurrent
 checks of one key run one after another; keys are taken in sorted order, so requests that
 check several keys cannot deadlock.
+
+A request is admitted only when all of its checks admit it, and a refused request counts
+against none of them: what its other checks counted is given back at once. Otherwise a flood
+refused by a narrow limit (one address) would still use up a wide one (one account, from
+everywhere), and lock its owner out.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ _ADMIT_MANY = (
 
 
 async def admit(conn: asyncpg.Connection, checks: list[Check]) -> list[Verdict]:
-    """Admit or refuse each check atomically; a refused check changes nothing."""
+    """Each check's own verdict, decided atomically per key; when any refuses, none counts."""
     checks = sorted(checks, key=lambda c: c.key)
     if len(checks) == 1:  # most requests: the same statement without arrays
         [check] = checks
@@ -78,6 +83,8 @@ async def admit(conn: asyncpg.Connection, checks: list[Check]) -> list[Verdict]:
     admitted = {row["key"]: Verdict(row["key"], True, row["ahead"]) for row in rows}
     refused = [c.key for c in checks if c.key not in admitted]
     if refused:
+        if counted := [c for c in checks if c.key in admitted]:
+            await give_back(conn, counted)
         rows = await conn.fetch(
             """
             SELECT key, greatest(extract(epoch FROM tat - now()), 0)::float8 AS ahead
@@ -88,6 +95,16 @@ async def admit(conn: asyncpg.Connection, checks: list[Check]) -> list[Verdict]:
         for row in rows:
             admitted[row["key"]] = Verdict(row["key"], False, row["ahead"])
     return [admitted[c.key] for c in checks if c.key in admitted]
+
+
+async def give_back(conn: asyncpg.Connection, checks: list[Check]) -> None:
+    """Undo one admission of each check, as if that request had never been counted: its tat
+    moves back by the interval the admission added (a tat in the past means a full allowance,
+    as no row does). In sorted order, as admit() takes the keys, in one round trip."""
+    await conn.executemany(
+        "UPDATE infra.rate_limits SET tat = tat - make_interval(secs => $2) WHERE key = $1",
+        [(c.key, c.inverse) for c in sorted(checks, key=lambda c: c.key)],
+    )
 
 
 async def prune(conn: asyncpg.Connection) -> int:

@@ -1,16 +1,16 @@
 """Users' rows kept in each web process, forgotten as soon as PostgreSQL says one changed.
 
-Every page of a logged-in visitor needs their row: its session epoch decides whether the
-session still counts, and the navigation shows the name and unread count. Reading it cost
-every page a round trip to PostgreSQL and about a tenth of a home page's CPU in the app. A
-trigger (migration 0009) notifies on every change to a row, and each web process listens: a
-row is kept only while the listener is connected, and a process that stops listening forgets
-every row, since it may miss changes.
+Every page of a logged-in visitor needs their row and their live sessions: those decide
+whether the session cookie still counts, and the navigation shows the name and unread count.
+Reading them cost every page a round trip to PostgreSQL and about a tenth of a home page's
+CPU in the app. Triggers (migrations 0009 and 0014) notify on every change to a row or to the
+user's sessions, and each web process listens: a row is kept only while the listener is
+connected, and a process that stops listening forgets every row, since it may miss changes.
 
 A change made through this process is forgotten at once (sessions.py). One made elsewhere
-(a password change on another instance, a notification from a worker) reaches this process a
-moment after its commit: for those milliseconds a request here sees the row as it was, as a
-request that started just before the commit would.
+(a password change or a log-out on another instance, a notification from a worker) reaches
+this process a moment after its commit: for those milliseconds a request here sees the row as
+it was, as a request that started just before the commit would.
 """
 
 from __future__ import annotations
@@ -20,18 +20,19 @@ from collections.abc import Awaitable, Callable
 from cachetools import LRUCache
 
 from microblog.db.listen import Channel
-from microblog.users.queries import User
+from microblog.users.queries import Account
 
 CHANNEL = "users_changed"
 # A row is half a kilobyte: some megabytes for the visitors of the last minutes.
 CAPACITY = 10_000
 
-Load = Callable[[int], Awaitable[User | None]]
+Load = Callable[[int], Awaitable[Account | None]]
+Accepts = Callable[[Account], bool]
 
 
 class KnownUsers:
     def __init__(self, capacity: int = CAPACITY) -> None:
-        self._rows: LRUCache[int, User] = LRUCache(capacity)
+        self._rows: LRUCache[int, Account] = LRUCache(capacity)
         self._listening = False
         # Counts every change heard of. A row read while the count moved may predate the
         # change (the notification can overtake the read), so it is not kept.
@@ -41,17 +42,22 @@ class KnownUsers:
     def listening(self) -> bool:
         return self._listening
 
-    async def get(self, user_id: int, load: Load) -> User | None:
-        """The user's row, from memory when it is known to be current, else from load()."""
+    async def get(self, user_id: int, load: Load, accepts: Accepts | None = None) -> Account | None:
+        """The user's row and sessions, from memory when known to be current, else load()'s.
+
+        A kept account that `accepts` turns down is read again all the same: it may predate a
+        change made through another instance a moment ago and not heard of yet (a log-in
+        there, whose new session it does not hold), and a refusal must not rest on that.
+        """
         if self._listening:  # else a change could go unheard
-            user = self._rows.get(user_id)
-            if user is not None:
-                return user
+            account = self._rows.get(user_id)
+            if account is not None and (accepts is None or accepts(account)):
+                return account
         changes = self._changes
-        user = await load(user_id)
-        if user is not None and self._listening and changes == self._changes:
-            self._rows[user_id] = user
-        return user
+        account = await load(user_id)
+        if account is not None and self._listening and changes == self._changes:
+            self._rows[user_id] = account
+        return account
 
     def forget(self, user_id: int) -> None:
         """This process changed the row (or may have): read it afresh next time."""

@@ -1,9 +1,9 @@
-"""SQL for the users table."""
+"""SQL for the users table, and for their sessions."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -43,6 +43,52 @@ def columns_of(alias: str) -> str:
 
 def _user(row: asyncpg.Record | None) -> User | None:
     return User(**dict(row)) if row is not None else None
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user's row and the sessions they are logged in with: what a request checks its
+    session cookie against."""
+
+    user: User
+    sessions: frozenset[int]  # ids of user_sessions
+
+
+async def account_by_id(conn: asyncpg.Connection, user_id: int) -> Account | None:
+    row = await conn.fetchrow(
+        f"""
+        SELECT {COLUMNS},
+            ARRAY(SELECT s.id FROM user_sessions s WHERE s.user_id = users.id) AS sessions
+        FROM users WHERE id = $1
+        """,
+        user_id,
+    )
+    if row is None:
+        return None
+    fields = dict(row)
+    sessions = frozenset(fields.pop("sessions"))
+    return Account(User(**fields), sessions)
+
+
+async def start_session(conn: asyncpg.Connection, user_id: int, lifetime: timedelta) -> int:
+    """A new session of the user; theirs that outlived `lifetime` (their cookies are refused
+    by age anyway) are deleted on the way, so no account collects them."""
+    return await conn.fetchval(
+        """
+        WITH expired AS (
+            DELETE FROM user_sessions WHERE user_id = $1 AND created_at < now() - $2::interval
+        )
+        INSERT INTO user_sessions (user_id) VALUES ($1) RETURNING id
+        """,
+        user_id,
+        lifetime,
+    )
+
+
+async def end_session(conn: asyncpg.Connection, user_id: int, session_id: int) -> None:
+    await conn.execute(
+        "DELETE FROM user_sessions WHERE id = $1 AND user_id = $2", session_id, user_id
+    )
 
 
 async def create_user(conn: asyncpg.Connection, username: str, password_hash: str) -> User | None:

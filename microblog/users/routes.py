@@ -11,7 +11,14 @@ from microblog.users.sessions import current_user, log_in, log_out, login_requir
 from microblog.web.db import connection, transaction
 from microblog.web.forms import local_path
 from microblog.web.htmx import html
-from microblog.web.ratelimits import LOGIN_IP, LOGIN_USER, SIGNUP_IP, limited
+from microblog.web.ratelimits import (
+    LOGIN_IP,
+    LOGIN_USER,
+    LOGIN_USER_IP,
+    SIGNUP_IP,
+    limited,
+    spending,
+)
 
 blueprint = Blueprint("users", __name__)
 
@@ -19,25 +26,27 @@ LOGIN_FAILED = "Wrong username or password."
 
 
 @blueprint.route("/signup", methods=["GET", "POST"])
-@limited(SIGNUP_IP)
 async def signup() -> Response:
     if request.method == "GET":
         return await html("signup.html", form=Credentials("", ""))
     form = Credentials.parse(await request.form, new_account=True)
     if form.errors:
         return await html("signup.html", 422, form=form)
-    password_hash = await hash_password(form.password)
-    async with transaction() as conn:
-        user = await queries.create_user(conn, form.username, password_hash)
+    async with spending(SIGNUP_IP) as slot:  # an account of those this address may make
+        password_hash = await hash_password(form.password)
+        async with transaction() as conn:
+            user = await queries.create_user(conn, form.username, password_hash)
+        if user is None:
+            slot.give_back()
     if user is None:
         form.errors["username"] = "That username is taken."
         return await html("signup.html", 422, form=form)
-    log_in(user)
+    await log_in(user)
     return redirect("/", 303)
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
-@limited(LOGIN_IP, LOGIN_USER)
+@limited(LOGIN_IP, LOGIN_USER_IP, LOGIN_USER)
 async def login() -> Response:
     if request.method == "GET":
         next_path = local_path(request.args.get("next"))
@@ -52,13 +61,16 @@ async def login() -> Response:
         async with connection() as conn:
             found = await queries.password_hash_by_username(conn, form.username)
     user, password_hash = found if found else (None, None)
-    if user is None or not await verify_password(password_hash, form.password):
+    # Verified whether or not the name exists (against a dummy hash when it does not), so
+    # the answer takes as long either way and its timing tells nobody which names are taken.
+    correct = await verify_password(password_hash, form.password)
+    if user is None or not correct:
         form.errors["form"] = LOGIN_FAILED
         return await html("login.html", 422, form=form, next=next_path)
     if needs_rehash(password_hash):
         async with transaction() as conn:
             await queries.rehash_password(conn, user.id, await hash_password(form.password))
-    log_in(user)
+    await log_in(user)
     return redirect(next_path, 303)
 
 
@@ -66,7 +78,7 @@ async def login() -> Response:
 async def logout() -> Response:
     if request.method == "GET":  # a typed or bookmarked address: ask, as logging out is a POST
         return await html("logout.html")
-    log_out()
+    await log_out()
     return redirect("/", 303)
 
 

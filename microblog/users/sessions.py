@@ -1,8 +1,10 @@
 """Who is logged in: the user that the signed session cookie (web/sessions.py) names.
 
-The cookie holds the user id and the user's session epoch. A password change bumps the epoch,
-so every other session of that user stops being honoured on its next request, on any instance
-(users/known.py says how soon another instance hears of it).
+The cookie holds the user id, the session's own id and the user's session epoch. A session is
+a row of user_sessions: logging out deletes it, so a copy of the cookie made before is refused
+from then on, while the user's other sessions (another browser, a phone) stay. A password
+change bumps the epoch, so every other session of that user ends at once. Either way the next
+request is refused on any instance (users/known.py says how soon another instance hears of it).
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ from typing import Any, TypeVar
 from quart import Quart, Response, g, redirect, request, session, url_for
 
 from microblog.db.transactions import Transactions
+from microblog.users import queries
 from microblog.users.known import KnownUsers
-from microblog.users.queries import User, user_by_id
+from microblog.users.queries import Account, User
 from microblog.web.csrf import SessionEnded, csrf_token, end_session
-from microblog.web.db import connection
+from microblog.web.db import connection, transaction
 from microblog.web.errors import error_response
 from microblog.web.forms import referrer_path
 from microblog.web.htmx import is_htmx
+from microblog.web.sessions import SESSION_LIFETIME
 from microblog.web.templating import here
 
 USER_ID = "user_id"
+SESSION_ID = "session_id"
 EPOCH = "epoch"
 
 View = TypeVar("View", bound=Callable[..., Awaitable[Any]])
@@ -43,18 +48,18 @@ def init_logins(app: Quart, known: KnownUsers, transactions: Transactions) -> No
         user_id = session.get(USER_ID)
         if user_id is None:
             return
-        user = await known.get(user_id, _load_user)
-        if user is None or user.session_epoch != session.get(EPOCH):
-            session.pop(USER_ID, None)
-            session.pop(EPOCH, None)
+        account = await known.get(user_id, _load_account, _honours_cookie)
+        if account is None or not _honours_cookie(account):
+            for key in (USER_ID, SESSION_ID, EPOCH):
+                session.pop(key, None)
             return
-        g.user = user
+        g.user = account.user
 
     async def forget_own_changes() -> None:
         """After a write, which may have changed the writer's own row (a post counts, reading
-        notifications clears the unread count, a password bumps the epoch), this process
-        reads that row afresh: the writer's next page shows the change without waiting to be
-        told."""
+        notifications clears the unread count, a password bumps the epoch, a log-in or a
+        log-out changes the sessions), this process reads that row afresh: the writer's next
+        page shows the change without waiting to be told."""
         user = current_user()
         if user is not None:
             known.forget(user.id)
@@ -64,27 +69,43 @@ def init_logins(app: Quart, known: KnownUsers, transactions: Transactions) -> No
     app.register_error_handler(SessionEnded, to_log_in)
 
 
-async def _load_user(user_id: int) -> User | None:
+def _honours_cookie(account: Account) -> bool:
+    """The cookie names a live session of the account, from after its last password change."""
+    live = session.get(SESSION_ID) in account.sessions
+    return live and account.user.session_epoch == session.get(EPOCH)
+
+
+async def _load_account(user_id: int) -> Account | None:
     async with connection() as conn:
-        return await user_by_id(conn, user_id)
+        return await queries.account_by_id(conn, user_id)
 
 
 def current_user() -> User | None:
     return g.get("user")
 
 
-def log_in(user: User) -> None:
+async def log_in(user: User) -> None:
+    # The user is known before the session's row commits, so that this process forgets the
+    # account it may keep and honours the new session on the very next request.
+    g.user = user
+    async with transaction() as conn:
+        session_id = await queries.start_session(conn, user.id, SESSION_LIFETIME)
     # A fresh session (and so a fresh CSRF token) on every log-in defeats session fixation.
     # The token is made now, so the cookie set here is the one every later page accepts as is.
     session.clear()
     session.permanent = True
     session[USER_ID] = user.id
+    session[SESSION_ID] = session_id
     session[EPOCH] = user.session_epoch
     csrf_token()
-    g.user = user
 
 
-def log_out() -> None:
+async def log_out() -> None:
+    """End this session for good: its row goes, so no copy of the cookie is honoured again."""
+    user, session_id = current_user(), session.get(SESSION_ID)
+    if user is not None and isinstance(session_id, int):
+        async with transaction() as conn:
+            await queries.end_session(conn, user.id, session_id)
     end_session()
     g.user = None
 

@@ -6,7 +6,11 @@ Routes declare the limits they add, by name:
 
 and GLOBAL_IP applies to every route not marked @exempt. The numbers come from RATE_LIMITS
 (microblog/ratelimit/rules.py), looked up by the limit's name; a rule that is off is not
-checked.
+checked. Those limits count requests, before the view runs. A limit on what a view makes
+rather than on attempts (SIGNUP_IP: accounts) is spent by the view itself, around the write:
+
+    async with spending(SIGNUP_IP) as slot:
+        ...
 
 quart-rate-limiter's store interface is a get followed by a set: two instances can both read
 the same state and both admit, so under a race more requests than the limit get through. So
@@ -19,7 +23,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from math import ceil
 from typing import TypeVar
@@ -30,7 +35,7 @@ from quart_rate_limiter import RateLimitExceeded
 from microblog.db.outage import DATABASE_OUTAGE
 from microblog.db.pools import acquire
 from microblog.ratelimit.rules import Rule
-from microblog.ratelimit.store import Check, Verdict, admit
+from microblog.ratelimit.store import Check, Verdict, admit, give_back
 from microblog.web.forms import storable
 from microblog.web.state import state
 
@@ -74,6 +79,11 @@ async def _submitted_username() -> str:
     return storable(form.get("username", "").strip().lower()[:100])
 
 
+async def _submitted_username_from_here() -> str:
+    # The address first: it holds no space, so no typed name can pass for another pair.
+    return f"{client_subject()} {await _submitted_username()}"
+
+
 async def _user() -> str:
     user = g.get("user")
     return str(user.id) if user else client_subject()
@@ -81,8 +91,14 @@ async def _user() -> str:
 
 POSTS = frozenset({"POST"})
 LOGIN_IP = Limit("login_ip", _ip, POSTS)
+# Guesses at one account: tightly from each address, so that guessing from one place slows
+# that place only and the owner still gets in from theirs; loosely from everywhere at once,
+# to bound guessing spread over many addresses.
+LOGIN_USER_IP = Limit("login_user_ip", _submitted_username_from_here, POSTS)
 LOGIN_USER = Limit("login_user", _submitted_username, POSTS)
-SIGNUP_IP = Limit("signup_ip", _ip, POSTS)
+# Accounts made per address, spent by the sign-up view: refused forms cost nothing here
+# (GLOBAL_IP bounds attempts).
+SIGNUP_IP = Limit("signup_ip", _ip)
 POST_USER = Limit("post_user", _user, POSTS)
 GLOBAL_IP = Limit("global_ip", _ip)
 
@@ -119,22 +135,8 @@ class RateLimits:
                 continue
             subject = await limit.subject()
             checks.append(Check(f"{rule.name}:{subject}", rule.inverse, rule.period))
-        if not checks:
-            return
-        try:
-            async with acquire(state().pools.cache, 1.0) as conn:
-                verdicts = await admit(conn, checks)
-        except DATABASE_OUTAGE as error:
-            # Without the shared counters, refusing everyone would turn a cache outage into a
-            # site outage; admitting everyone is the lesser harm, and it is logged.
-            log.warning("rate limits unavailable; admitting", extra={"error": type(error).__name__})
-            return
-        g.rate_limit = (checks, verdicts)
-        refused = [(v, c) for v, c in _paired(verdicts, checks) if not v.admitted]
-        if refused:
-            for _, check in refused:  # keys are "rule:subject", as made above
-                state().metrics.http.rate_limited[check.key.partition(":")[0]] += 1
-            raise RateLimitExceeded(ceil(max(v.retry_after(c) for v, c in refused)))
+        if checks:
+            await _count(checks)
 
     async def add_headers(self, response: Response) -> Response:
         """RateLimit-* headers for the tightest limit the request was checked against."""
@@ -145,6 +147,72 @@ class RateLimits:
             response.headers["RateLimit-Remaining"] = str(verdict.remaining(check))
             response.headers["RateLimit-Reset"] = str(ceil(verdict.ahead))
         return response
+
+
+async def _count(checks: list[Check]) -> bool:
+    """Count the request against `checks`, or raise the 429 when any refuses. False when the
+    counters could not be reached, and so nothing was counted."""
+    try:
+        async with acquire(state().pools.cache, 1.0) as conn:
+            verdicts = await admit(conn, checks)
+    except DATABASE_OUTAGE as error:
+        # Without the shared counters, refusing everyone would turn a cache outage into a
+        # site outage; admitting everyone is the lesser harm, and it is logged.
+        log.warning("rate limits unavailable; admitting", extra={"error": type(error).__name__})
+        return False
+    earlier_checks, earlier_verdicts = g.get("rate_limit", ([], []))
+    g.rate_limit = (earlier_checks + checks, earlier_verdicts + verdicts)
+    refused = [(v, c) for v, c in _paired(verdicts, checks) if not v.admitted]
+    if refused:
+        for _, check in refused:  # keys are "rule:subject", as made above
+            state().metrics.http.rate_limited[check.key.partition(":")[0]] += 1
+        raise RateLimitExceeded(ceil(max(v.retry_after(c) for v, c in refused)))
+    return True
+
+
+class Slot:
+    """One unit of a limit, taken for what a view is about to make."""
+
+    def __init__(self) -> None:
+        self.used = True
+
+    def give_back(self) -> None:
+        """Nothing was made after all (a name already taken): the slot does not count."""
+        self.used = False
+
+
+@asynccontextmanager
+async def spending(limit: Limit) -> AsyncIterator[Slot]:
+    """Take a slot of `limit` for what the block makes, or refuse with 429 before it runs.
+
+    The slot is taken first, atomically, so requests racing for the last one cannot both
+    have it; it is given back if the block raises or calls give_back(), so only what was
+    made counts. A slot given back after a failure to reach the counters stays spent: the
+    limit errs towards admitting fewer.
+    """
+    rule = next((r for r in state().settings.rate_limits if r.name == limit.name), None)
+    slot = Slot()
+    if rule is None:  # the rule is off
+        yield slot
+        return
+    check = Check(f"{rule.name}:{await limit.subject()}", rule.inverse, rule.period)
+    counted = await _count([check])
+    try:
+        yield slot
+    except BaseException:
+        slot.give_back()
+        raise
+    finally:
+        if counted and not slot.used:
+            await _give_back(check)
+
+
+async def _give_back(check: Check) -> None:
+    try:
+        async with acquire(state().pools.cache, 1.0) as conn:
+            await give_back(conn, [check])
+    except DATABASE_OUTAGE as error:
+        log.warning("rate limit slot not given back", extra={"error": type(error).__name__})
 
 
 def _paired(verdicts: list[Verdict], checks: list[Check]) -> list[tuple[Verdict, Check]]:

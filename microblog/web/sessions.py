@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from quart.wrappers import BaseRequestWebsocket
 from microblog.config import Settings
 
 SECRET_FILE = "secret_key"
+# A session lasts this long from log-in, unless it is ended before.
+SESSION_LIFETIME = timedelta(days=30)
 # Session cookies each process remembers as verified: some megabytes.
 VERIFIED_COOKIES = 10_000
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import asyncpg
@@ -11,7 +12,7 @@ import pytest
 from microblog.app import create_app
 from microblog.ratelimit.rules import parse_rules
 from microblog.ratelimit.store import Check, admit, prune
-from tests.conftest import HTMX, UNREACHABLE, Browser, make_user
+from tests.conftest import DEFAULT_PASSWORD, HTMX, UNREACHABLE, Browser, make_user
 
 pytestmark = pytest.mark.both_layouts
 
@@ -39,27 +40,20 @@ async def test_concurrent_checks_on_many_connections_never_admit_too_many(pools)
     assert sum(results) == 10
 
 
-async def test_a_refused_check_changes_nothing_and_keys_are_independent(cache_db):
-    other = Check("login_user:mallory", inverse=12.0, period=60.0)
+async def test_a_refused_check_changes_nothing_and_a_refused_request_counts_nowhere(cache_db):
+    other = Check("login_user:mallory", inverse=12.0, period=60.0)  # 5 a minute
     for _ in range(10):
         await admit(cache_db, [TEN_PER_MINUTE])
-    before = await _tat(cache_db, other.key)
-    verdicts = await admit(cache_db, [TEN_PER_MINUTE, other])
-    assert [(v.key, v.admitted) for v in verdicts] == [
-        (TEN_PER_MINUTE.key, False),
-        (other.key, True),
-    ]
-    assert before is None
-    tat = await cache_db.fetchval(
-        "SELECT tat FROM infra.rate_limits WHERE key = $1", TEN_PER_MINUTE.key
-    )
-    await admit(cache_db, [TEN_PER_MINUTE])
-    assert (
-        await cache_db.fetchval(
-            "SELECT tat FROM infra.rate_limits WHERE key = $1", TEN_PER_MINUTE.key
-        )
-        == tat
-    )
+    tat = await _tat(cache_db, TEN_PER_MINUTE.key)
+    for _ in range(6):
+        verdicts = await admit(cache_db, [TEN_PER_MINUTE, other])
+        assert [(v.key, v.admitted) for v in verdicts] == [
+            (TEN_PER_MINUTE.key, False),
+            (other.key, True),
+        ]
+    assert await _tat(cache_db, TEN_PER_MINUTE.key) == tat
+    # Six requests that `other` alone would have admitted five of: none of them counted.
+    assert [(await admit(cache_db, [other]))[0].admitted for _ in range(6)] == [True] * 5 + [False]
 
 
 async def test_pruning_deletes_only_keys_that_no_longer_limit(cache_db):
@@ -71,18 +65,21 @@ async def test_pruning_deletes_only_keys_that_no_longer_limit(cache_db):
     assert await cache_db.fetchval("SELECT count(*) FROM infra.rate_limits") == 1
 
 
+@asynccontextmanager
+async def _app_limited_by(settings, pools, rules: str):
+    limited = type(settings)(
+        **{**settings.__dict__, "rate_limits": tuple(parse_rules(rules).values())}
+    )
+    app = create_app(limited, pools, instance_name="limited")
+    async with app.test_app():
+        yield app
+
+
 @pytest.fixture
 async def strict_app(settings, pools):
     """The app with tight limits: 2 log-ins a minute per address, 2 sign-ups, 3 posts."""
-    rules = parse_rules(
-        "login_ip=2/1m,login_user=3/1m,signup_ip=2/1m,post_user=3/1m,global_ip=50/1m"
-    )
-    app = create_app(
-        type(settings)(**{**settings.__dict__, "rate_limits": tuple(rules.values())}),
-        pools,
-        instance_name="strict",
-    )
-    async with app.test_app():
+    rules = "login_ip=2/1m,login_user=3/1m,signup_ip=2/1m,post_user=3/1m,global_ip=50/1m"
+    async with _app_limited_by(settings, pools, rules) as app:
         yield app
 
 
@@ -121,6 +118,75 @@ async def test_a_limited_signup_writes_nothing(strict_app, db):
         codes.append(response.status_code)
     assert codes == [303, 303, 429]
     assert await db.fetchval("SELECT count(*) FROM users") == 2
+
+
+async def test_refused_signup_forms_do_not_count_against_the_accounts_an_address_may_make(
+    strict_app, db
+):
+    await make_user(db, "taken")
+    browser = Browser(strict_app.test_client())
+    refused = [
+        {"username": "taken", "password": "long enough"},
+        {"username": "TAKEN", "password": "long enough"},
+        {"username": "newcomer", "password": "short"},
+        {"username": "not a name!", "password": "long enough"},
+        {"username": "taken", "password": "long enough"},
+    ]
+    codes = [(await browser.post("/signup", form)).status_code for form in refused]
+    assert codes == [422] * 5
+    made = [await browser.post("/signup", {"username": f"made{n}", "password": "long enough"})
+            for n in range(3)]  # fmt: skip
+    assert [response.status_code for response in made] == [303, 303, 429]
+    assert await db.fetchval("SELECT count(*) FROM users") == 3
+
+
+async def test_racing_signups_from_one_address_make_no_more_accounts_than_the_limit(strict_app, db):
+    client = strict_app.test_client()
+    token = await Browser(client).csrf_token()
+
+    async def sign_up(n: int) -> int:
+        form = {"username": f"racer{n}", "password": "long enough", "csrf_token": token}
+        return (await client.post("/signup", form=form)).status_code
+
+    codes = await asyncio.gather(*(sign_up(n) for n in range(6)))
+    assert sorted(codes) == [303, 303, 429, 429, 429, 429]
+    assert await db.fetchval("SELECT count(*) FROM users") == 2
+
+
+@pytest.fixture
+async def login_limited_app(settings, pools):
+    """Log-ins limited to 3 a minute per account and address, 6 per account from anywhere."""
+    rules = "login_ip=100/1m,login_user_ip=3/1m,login_user=6/1m,global_ip=1000/1m"
+    async with _app_limited_by(settings, pools, rules) as app:
+        yield app
+
+
+async def _log_in_from(app, address: str, username: str, password: str) -> int:
+    client = app.test_client()
+    token = await Browser(client).csrf_token()
+    form = {"username": username, "password": password, "csrf_token": token}
+    return (await client.post("/login", form=form, **_from(address))).status_code
+
+
+async def test_failed_logins_from_one_address_do_not_lock_the_owner_out_from_theirs(
+    login_limited_app, db
+):
+    await make_user(db, "owner")
+    attacker = [
+        await _log_in_from(login_limited_app, "203.0.113.5", "owner", "wrong password")
+        for _ in range(10)
+    ]
+    assert attacker == [422] * 3 + [429] * 7
+    assert await _log_in_from(login_limited_app, "198.51.100.7", "Owner", DEFAULT_PASSWORD) == 303
+
+
+async def test_guessing_one_account_from_many_addresses_is_bounded(login_limited_app, db):
+    await make_user(db, "target")
+    codes = [
+        await _log_in_from(login_limited_app, f"198.51.100.{n}", "target", "wrong password")
+        for n in range(8)
+    ]
+    assert codes == [422] * 6 + [429] * 2
 
 
 async def test_forwarded_for_from_an_untrusted_peer_does_not_change_identity(strict_app, db):

@@ -309,6 +309,19 @@ def test_the_app_knows_the_page_an_htmx_request_came_from_through_nginx(cluster:
     assert f'id="post-{post}-replies"' in response.text
 
 
+def test_a_photo_too_large_is_refused_on_the_settings_page_through_nginx(cluster: Cluster):
+    with Visitor(httpx.Client(base_url=cluster.nginx.url)) as visitor:
+        sign_up(visitor, "photographer")
+        (form,) = [f for f in forms(visitor.page("/settings")) if f.action == "/settings/avatar"]
+        photo = b"\xff\xd8\xff" + bytes(5 * 1024 * 1024)  # as large as a phone's photo
+        response = visitor.http.post(
+            form.action, data=form.fields, files={"avatar": ("photo.jpg", photo, "image/jpeg")}
+        )
+    assert response.status_code == 413
+    assert '<h1 class="page-title">Settings</h1>' in response.text
+    assert "Pictures can be at most 512 kB; this one is about 5 MB." in response.text
+
+
 def test_static_files_come_from_disk_through_nginx(cluster: Cluster):
     page = httpx.get(f"{cluster.nginx.url}/").text
     css = re.search(r'href="(/static/app\.[0-9a-f]{12}\.css)"', page).group(1)

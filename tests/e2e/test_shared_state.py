@@ -62,16 +62,21 @@ LISTENING = """
 """
 
 
-def test_a_password_changed_through_one_instance_ends_sessions_on_another(
-    fresh_database: str, launcher: Launcher, pyz, workdir: Path
-):
+@pytest.fixture
+def two_listening(fresh_database: str, launcher: Launcher, pyz, workdir: Path):
+    """Two instances on one database, each listening for changed users' rows."""
     env = pyz.env(DATABASE_URL=fresh_database)
     assert launcher.run(["migrate"], cwd=workdir, env=env).returncode == 0
-    first, second = launcher.web(cwd=workdir, env=env), launcher.web(cwd=workdir, env=env)
+    instances = launcher.web(cwd=workdir, env=env), launcher.web(cwd=workdir, env=env)
     # Each instance keeps visitors' rows only while it listens for changes to them.
     wait_for(
         lambda: fetch_value(fresh_database, LISTENING) == 2, "both instances listening", within=30
     )
+    return instances
+
+
+def test_a_password_changed_through_one_instance_ends_sessions_on_another(two_listening):
+    first, second = two_listening
     with (
         Visitor(httpx.Client(base_url=first.url)) as laptop,
         Visitor(httpx.Client(base_url=second.url)) as phone,
@@ -91,6 +96,36 @@ def test_a_password_changed_through_one_instance_ends_sessions_on_another(
             within=2,
         )
         assert laptop.http.get("/settings").status_code == 200
+
+
+def test_logging_out_through_one_instance_makes_a_copy_of_the_cookie_worthless_on_another(
+    two_listening, fresh_database: str
+):
+    first, second = two_listening
+    with (
+        Visitor(httpx.Client(base_url=first.url)) as laptop,
+        Visitor(httpx.Client(base_url=second.url)) as phone,
+    ):
+        sign_up(laptop, "leaver")
+        assert (
+            phone.submit("/login", "/login", username="leaver", password=PASSWORD).status_code
+            == 303
+        )
+        copied = dict(laptop.http.cookies)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', laptop.page("/")).group(1)
+        with httpx.Client(base_url=second.url, cookies=copied) as thief:
+            assert thief.get("/settings").status_code == 200  # the row is now kept there
+            assert laptop.submit("/settings", "/logout").status_code == 303
+            wait_for(
+                lambda: thief.get("/settings").status_code == 303,
+                "the copied cookie refused on the other instance",
+                within=2,
+            )
+            posted = thief.post("/posts", data={"body": "not mine", "csrf_token": token})
+            assert posted.status_code == 303
+            assert posted.headers["location"].startswith("/login")
+        assert fetch_value(fresh_database, "SELECT count(*) FROM posts") == 0
+        assert phone.http.get("/settings").status_code == 200  # the other device stays in
 
 
 LOGIN_LIMIT = 10
