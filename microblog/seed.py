@@ -175,21 +175,21 @@ async def seed(conn: asyncpg.Connection, plan: SeedPlan, *, progress: bool = Tru
         user_ids = [row["id"] for row in rows]
         accounts = {row["username"].lower(): row["id"] for row in rows}
         bar.update(plan.users)
-        await _insert_posts(conn, plan, user_ids, usernames, accounts, bar)
+        await insert_posts(conn, plan, user_ids, usernames, accounts, bar)
         await conn.copy_records_to_table(
             "follows",
             records=sorted(_follow_rows(plan, user_ids)),
             columns=["follower_id", "followee_id"],
         )
         bar.update(plan.follows)
-        await _recount(conn)
+        await recount(conn)
     bar.close()
     # Statistics for the planner, and the visibility map, without which the index-only scans
     # of the timelines visit the table after all (autovacuum would get there, later).
     await conn.execute("VACUUM (ANALYZE)")
 
 
-async def _insert_posts(conn, plan, user_ids, usernames, accounts, bar) -> None:
+async def insert_posts(conn, plan, user_ids, usernames, accounts, bar) -> None:
     """COPY into a scratch table, then one INSERT: post ids are chosen here, so that replies
     can point at earlier posts, and posts.id only takes explicit values that way. Tags and
     mentions are found as when a post is written (`accounts`: user ids by lower-cased name)."""
@@ -232,7 +232,7 @@ async def _insert_posts(conn, plan, user_ids, usernames, accounts, bar) -> None:
     )
 
 
-async def _recount(conn: asyncpg.Connection) -> None:
+async def recount(conn: asyncpg.Connection) -> None:
     await conn.execute(
         """
         UPDATE users u SET
@@ -248,6 +248,6 @@ async def _recount(conn: asyncpg.Connection) -> None:
         UPDATE posts p SET reply_count = r.replies
         FROM (SELECT in_reply_to AS id, count(*) AS replies FROM posts
               WHERE in_reply_to IS NOT NULL GROUP BY in_reply_to) AS r
-        WHERE p.id = r.id
+        WHERE p.id = r.id AND p.reply_count <> r.replies
         """
     )

@@ -32,22 +32,43 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
     from microblog.db.migrate import ensure_schema
     from microblog.db.pools import open_pools
     from microblog.seed import DEMO_PASSWORD, SeedPlan, seed
+    from microblog.seed_growth import Growth, GrowthError, grow
 
-    follows = args.follows if args.follows is not None else args.users * 20
-    plan = SeedPlan(users=args.users, posts=args.posts, follows=follows)
+    if args.grow and (args.users is not None or args.follows is not None):
+        raise CommandError("--grow adds posts and readers to the accounts there: no --users")
+    if not args.grow and (args.users is None or args.posts is None):
+        raise CommandError("seed needs --users and --posts (or --grow, to add to a seeded one)")
+    plan = None
+    if not args.grow:
+        follows = args.follows if args.follows is not None else args.users * 20
+        plan = SeedPlan(users=args.users, posts=args.posts, follows=follows)
+    growth = Growth(posts=args.posts if args.grow else 0, readers=args.readers)
+    progress = sys.stderr.isatty() or args.progress
 
     async def run() -> None:
         async with open_pools(settings, application_name="microblog seed") as pools:
             await ensure_schema(pools, migrate=not settings.is_production)
             async with pools.primary.acquire() as conn:
-                await seed(conn, plan, progress=sys.stderr.isatty() or args.progress)
+                if plan is not None:
+                    await seed(conn, plan, progress=progress)
+                    print(
+                        f"seeded {plan.users} users, {plan.posts} posts and up to "
+                        f"{plan.follows} follows"
+                    )
+                if growth.posts or growth.readers:
+                    print(await grow(conn, growth, progress=progress))
 
-    asyncio.run(run())
-    print(
-        f"seeded {plan.users} users, {plan.posts} posts and up to {plan.follows} follows; "
-        f"every demo account's password is {DEMO_PASSWORD!r}"
-    )
+    try:
+        asyncio.run(run())
+    except GrowthError as error:
+        raise CommandError(str(error)) from None
+    print(f"every demo account's password is {DEMO_PASSWORD!r}")
     return 0
+
+
+def _follow_counts(text: str) -> tuple[int, ...]:
+    """ "10,100,1000": how many accounts each reader follows."""
+    return tuple(positive_int(part.strip()) for part in text.split(","))
 
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
@@ -78,15 +99,29 @@ def add_db_and_seed_commands(commands: Any) -> None:
         help="run a streaming replica of it instead, kept in the data folder",
     )
     seed = add_command(commands, "seed", _seed, "generate demo or benchmark data")
+    seed.add_argument("--users", type=argument(positive_int), help="accounts to create")
     seed.add_argument(
-        "--users", type=argument(positive_int), required=True, help="accounts to create"
+        "--posts",
+        type=argument(positive_int),
+        help="posts to create (with --grow: to add, by the accounts already there)",
     )
-    seed.add_argument("--posts", type=argument(positive_int), required=True, help="posts to create")
     seed.add_argument(
         "--follows",
         type=argument(whole_number),
         default=None,
         help="follows to create (default: 20 per user)",
+    )
+    seed.add_argument(
+        "--grow",
+        action="store_true",
+        help="add to an already seeded database instead of creating new accounts",
+    )
+    seed.add_argument(
+        "--readers",
+        type=argument(_follow_counts),
+        default=(),
+        metavar="N,N,...",
+        help="a demo account reader_N following N accounts, for each N (made or topped up)",
     )
     seed.add_argument(
         "--progress", action="store_true", help="show the progress bar even when not on a terminal"
