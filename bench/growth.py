@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import stack
 from growth_report import Explained, GrowthRun, Route, parse_explain
 from measure import Instance, measure
@@ -46,7 +47,7 @@ def prepare(server_url: str, sizes: GrowthSizes) -> dict[int, str]:
     small_url = stack.fresh_database(server_url, "growth_small")
     stack.seed(small_url, "--users", sizes.users, "--posts", small, "--follows", sizes.follows,
                "--readers", readers)  # fmt: skip
-    large_url = stack.copy_database(server_url, "growth_small", "growth_large")
+    large_url = stack.create_database(server_url, "growth_large", template="growth_small")
     stack.seed(large_url, "--grow", "--posts", large - small)
     return {small: small_url, large: large_url}
 
@@ -73,6 +74,9 @@ def run_rounds(sizes: GrowthSizes, routes: list[Route], servers: dict[str, int])
     """Every reader on every route, in turn, each round; servers: the PostgreSQL servers to
     count, by name (the primary's "postgres", the replica's "replica")."""
     cookies = {n: stack.login(routes[0].server, reader_name(n)) for n in READERS}
+    shown = {
+        (r.posts, r.how, n): posts_shown(r.server, cookies[n]) for r in routes for n in READERS
+    }
     runs = []
     for number in range(1, sizes.rounds + 1):
         for route in routes:
@@ -81,7 +85,8 @@ def run_rounds(sizes: GrowthSizes, routes: list[Route], servers: dict[str, int])
                     route.server.url + "/", sizes.connections, sizes.seconds, cookies[following],
                     [Instance(route.server.popen.pid)], servers, None,
                 )  # fmt: skip
-                run = GrowthRun(number, route.posts, route.how, following, measured)
+                key = (route.posts, route.how, following)
+                run = GrowthRun(number, *key, shown[key], measured)
                 runs.append(run)
                 stack.log(
                     f"round {number}: home of {reader_name(following)}, {route.posts:,} posts, "
@@ -90,6 +95,14 @@ def run_rounds(sizes: GrowthSizes, routes: list[Route], servers: dict[str, int])
                     f"{run.cpu_ms:.2f} ms of CPU per request"
                 )
     return runs
+
+
+def posts_shown(server: stack.Server, cookie: str) -> int:
+    """How many posts a reader's home page shows; it must be the page, not a redirect."""
+    response = httpx.get(server.url + "/", headers={"Cookie": cookie})
+    if response.status_code != 200:
+        raise SystemExit(f"the home page answered {response.status_code}, not 200")
+    return response.text.count('<article class="post')
 
 
 def explain_all(routes: list[Route]) -> dict[tuple[int, str, int], Explained]:

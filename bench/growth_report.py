@@ -59,6 +59,7 @@ class GrowthRun:
     posts: int
     how: str
     following: int
+    shown: int  # posts on the page
     measurement: Measurement
 
     @property
@@ -95,10 +96,10 @@ def verdict(ratio: float, target: float) -> str:
 
 def table(runs: list[GrowthRun], plans: dict[Key, Explained]) -> str:
     lines = [
-        "| posts | reads from | following | req/s | p50 ms | p99 ms | errors | "
+        "| posts | reads from | following | posts shown | req/s | p50 ms | p99 ms | errors | "
         "CPU per request (ms): app / primary / replica / all | home query: buffers "
         "(hit + read) | rows | ms |",
-        "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for key in dict.fromkeys(_key(r) for r in runs):
         run, plan = _median_run(runs, key), plans[key]
@@ -108,7 +109,7 @@ def table(runs: list[GrowthRun], plans: dict[Key, Explained]) -> str:
             for value in (m.app_ms_per_request, *map(m.ms_per_request, SERVERS), run.cpu_ms)
         )
         lines.append(
-            f"| {run.posts:,} | {run.how} | {run.following:,} | "
+            f"| {run.posts:,} | {run.how} | {run.following:,} | {run.shown} | "
             f"{m.report.requests_per_second:,.0f} | {m.report.p50_ms:.1f} | "
             f"{m.report.p99_ms:.1f} | {m.report.errors} | {cpu} | "
             f"{plan.buffers:,} ({plan.shared_hit:,} + {plan.shared_read:,}) | {plan.rows} | "
@@ -148,8 +149,9 @@ def ratios(runs: list[GrowthRun], plans: dict[Key, Explained]) -> str:
 
 READING = """How to read these numbers:
 
-- Each row is one reader's home page (`reader_N` follows N accounts, made by
-  `microblog seed --readers`), served by one instance without a CPU budget, directly, under
+- Each row is one reader's home page (`reader_N` follows the N most-followed accounts, made
+  by `microblog seed --readers`; *posts shown* is how many its first page holds), served by
+  one instance without a CPU budget, directly, under
   wrk's closed loop; the table shows each row's median round by CPU per request. The large
   data set is a copy of the small one grown by `microblog seed --grow`: the same accounts,
   follows and readers, ten times the posts.
@@ -169,5 +171,19 @@ READING = """How to read these numbers:
   last column shows by how much they grew."""
 
 
+def replica_share(runs: list[GrowthRun]) -> str:
+    """How much of the PostgreSQL work of the replica rows the replica did."""
+    through = [r.measurement for r in runs if r.how == "replica"]
+    if not through:
+        return "No replica rows: no replica could be made here."
+    replica = sum(m.ms_per_request("replica") for m in through)
+    share = replica / max(replica + sum(m.ms_per_request("postgres") for m in through), 1e-9)
+    return (
+        f"Through the replica, the replica did {share:.0%} of the PostgreSQL work of those "
+        "rows and the primary the rest."
+    )
+
+
 def section(runs: list[GrowthRun], plans: dict[Key, Explained], header: str) -> str:
-    return "\n\n".join([SECTION, header, table(runs, plans), ratios(runs, plans), READING])
+    parts = [SECTION, header, table(runs, plans), ratios(runs, plans), replica_share(runs)]
+    return "\n\n".join([*parts, READING])

@@ -37,15 +37,15 @@ class Sizes:
 # About 20 minutes on 2 cores (docs/benchmarks.md, "Scale-out: method", Time).
 FULL = Sizes(
     users=10_000, posts=500_000, follows=200_000, seconds=5, connections=8, rounds=3,
-    growth=GrowthSizes(users=10_000, follows=200_000, posts=(100_000, 1_000_000), seconds=4,
+    growth=GrowthSizes(users=10_000, follows=200_000, posts=(100_000, 1_000_000), seconds=3,
                        connections=8, rounds=3),
     memory_requests=100_000, memory_every=10_000, latency_seconds=20,
 )  # fmt: skip
 # Every section, small: the readers following 5,000 need 5,001 accounts.
-QUICK = Sizes(
-    users=1_000, posts=20_000, follows=10_000, seconds=2, connections=8, rounds=1,
-    growth=GrowthSizes(users=5_100, follows=20_000, posts=(10_000, 100_000), seconds=1,
-                       connections=8, rounds=1),
+QUICK = replace(
+    FULL, users=1_000, posts=20_000, follows=10_000, seconds=2, rounds=1,
+    growth=replace(FULL.growth, users=5_100, follows=20_000, posts=(10_000, 100_000),
+                   seconds=1, rounds=1),
     memory_requests=5_000, memory_every=1_000, latency_seconds=5,
 )  # fmt: skip
 # Three instances of 0.3 cores, PostgreSQL, nginx and wrk take about 1.3 of 2 cores.

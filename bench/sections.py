@@ -91,7 +91,7 @@ def cost_growth(
         f"{sizes.users:,} users and {sizes.follows:,} follows, with {posts} posts; readers "
         f"following {', '.join(f'{n:,}' for n in growth.READERS)} accounts. wrk -t2 with "
         f"{sizes.connections} connections, {sizes.seconds} s per run after a warm-up; every "
-        f"run made {sizes.rounds} time(s), all taking turns. "
+        f"run made {sizes.rounds} time{'s' if sizes.rounds != 1 else ''}, all taking turns. "
         + (
             "The replica is `microblog db --replica` of the embedded server."
             if replica

@@ -102,19 +102,26 @@ def with_database(url: str, name: str) -> str:
     return f"{scheme}://{rest.split('/', 1)[0]}/{name}{sep}{query}"
 
 
-def fresh_database(server_url: str, name: str) -> str:
-    """An empty, migrated database of this name on the server; its URL."""
+def create_database(server_url: str, name: str, template: str | None = None) -> str:
+    """A new database of this name on the server, replacing any of that name: empty, or a copy
+    of `template`; its URL."""
+    copying = f' TEMPLATE "{template}"' if template else ""
 
     async def recreate() -> None:
         conn = await asyncpg.connect(with_database(server_url, "postgres"))
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}"{copying}')
         finally:
             await conn.close()
 
     asyncio.run(recreate())
-    url = with_database(server_url, name)
+    return with_database(server_url, name)
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """An empty, migrated database of this name on the server; its URL."""
+    url = create_database(server_url, name)
     env = {**os.environ, "DATABASE_URL": url}
     subprocess.run(
         [PYTHON, "-m", "microblog", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
@@ -124,21 +131,6 @@ def fresh_database(server_url: str, name: str) -> str:
 
 def database_name(url: str) -> str:
     return url.partition("?")[0].rsplit("/", 1)[1]
-
-
-def copy_database(server_url: str, template: str, name: str) -> str:
-    """A copy of the database `template` on the same server, named `name`; its URL."""
-
-    async def copy() -> None:
-        conn = await asyncpg.connect(with_database(server_url, "postgres"))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(copy())
-    return with_database(server_url, name)
 
 
 def seed(database_url: str, *words: object) -> None:

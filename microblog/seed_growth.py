@@ -20,15 +20,15 @@ from microblog.seed import DEMO_PASSWORD, SeedPlan, insert_posts, recount
 from microblog.users.passwords import hash_password
 
 READER_PREFIX = "reader_"
-# Followees in an order that looks random and is the same on every run and every database of
-# the same accounts: each reader follows the first N of it, so growing a reader keeps its
-# earlier follows.
+# The most-followed accounts first, as a newcomer finds them: they are also the ones that post
+# the most, so even a reader of 10 has a full page. Ties by id: every run on the same accounts
+# picks the same ones.
 FOLLOW_MORE = """
     INSERT INTO follows (follower_id, followee_id)
     SELECT $1, u.id FROM users u
     WHERE u.id <> $1
       AND NOT EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = $1 AND f.followee_id = u.id)
-    ORDER BY md5(u.id::text), u.id
+    ORDER BY u.follower_count DESC, u.id
     LIMIT $2
 """
 

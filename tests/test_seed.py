@@ -14,6 +14,11 @@ from microblog.seed import SeedPlan, seed
 from microblog.seed_growth import Growth, GrowthError, grow
 
 PLAN = SeedPlan(users=60, posts=400, follows=300)
+# Whom a reader follows.
+READERS_FOLLOWS = """
+    SELECT followee_id FROM follows f JOIN users u ON u.id = f.follower_id
+    WHERE u.username = $1 ORDER BY 1
+"""
 
 
 async def _totals(db: asyncpg.Connection) -> dict[str, int]:
@@ -71,6 +76,15 @@ async def test_growing_a_seeded_database_adds_what_it_says_and_keeps_every_count
     assert 1 < authors <= PLAN.users
 
 
+async def test_readers_follow_the_most_followed_accounts_first(db):
+    await seed(db, PLAN, progress=False)
+    most_followed = await db.fetch("SELECT id FROM users ORDER BY follower_count DESC, id LIMIT 10")
+
+    await grow(db, Growth(readers=(10,)), progress=False)
+
+    assert await db.fetch(READERS_FOLLOWS, "reader_10") == sorted(most_followed)
+
+
 async def test_posts_written_after_growing_take_the_next_ids(db):
     await seed(db, PLAN, progress=False)
     await grow(db, Growth(posts=100), progress=False)
@@ -79,12 +93,6 @@ async def test_posts_written_after_growing_take_the_next_ids(db):
         "INSERT INTO posts (author_id, body) VALUES (1, 'after') RETURNING id"
     )
     assert written == newest + 1
-
-
-READERS_FOLLOWS = """
-    SELECT followee_id FROM follows f JOIN users u ON u.id = f.follower_id
-    WHERE u.username = $1 ORDER BY 1
-"""
 
 
 async def test_asking_for_a_reader_again_adds_nothing_and_keeps_its_follows(db):
@@ -141,6 +149,7 @@ def test_the_seed_command_says_what_it_added(settings, capsys):
     [
         (["--grow", "--users", "3", "--posts", "5"], "--grow adds posts and readers"),
         (["--posts", "5"], "seed needs --users and --posts"),
+        (["--grow"], "--grow needs --posts, --readers or both"),
     ],
 )
 def test_the_seed_command_refuses_what_it_cannot_do(settings, words, message):

@@ -36,13 +36,15 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.grow and (args.users is not None or args.follows is not None):
         raise CommandError("--grow adds posts and readers to the accounts there: no --users")
+    if args.grow and not (args.posts or args.readers):
+        raise CommandError("--grow needs --posts, --readers or both: what to add")
     if not args.grow and (args.users is None or args.posts is None):
         raise CommandError("seed needs --users and --posts (or --grow, to add to a seeded one)")
     plan = None
     if not args.grow:
         follows = args.follows if args.follows is not None else args.users * 20
         plan = SeedPlan(users=args.users, posts=args.posts, follows=follows)
-    growth = Growth(posts=args.posts if args.grow else 0, readers=args.readers)
+    growth = Growth(posts=(args.posts or 0) if args.grow else 0, readers=args.readers)
     progress = sys.stderr.isatty() or args.progress
 
     async def run() -> None:
@@ -67,7 +69,7 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _follow_counts(text: str) -> tuple[int, ...]:
-    """ "10,100,1000": how many accounts each reader follows."""
+    """How many accounts each reader follows, from "10,100,1000"."""
     return tuple(positive_int(part.strip()) for part in text.split(","))
 
 

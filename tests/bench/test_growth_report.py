@@ -37,14 +37,15 @@ def measured(app_ms: float, postgres_ms: float, replica_ms: float = 0.0) -> Meas
 
 
 def test_cpu_per_request_adds_the_app_and_both_servers():
-    run = GrowthRun(1, 100_000, "replica", 10, measured(2.0, 1.0, 0.5))
+    run = GrowthRun(1, 100_000, "replica", 10, 20, measured(2.0, 1.0, 0.5))
     assert round(run.cpu_ms, 6) == 3.5
 
 
 def runs_and_plans(cpu: dict[tuple[int, int, int], float]):
     """cpu: (round, posts, following) -> app CPU per request, read from the primary."""
     runs = [
-        GrowthRun(n, posts, "primary", f, measured(ms, 0.0)) for (n, posts, f), ms in cpu.items()
+        GrowthRun(n, posts, "primary", f, 20, measured(ms, 0.0))
+        for (n, posts, f), ms in cpu.items()
     ]
     plans = {(posts, "primary", f): Explained(21, 100 * f, 0, 1.0) for (_, posts, f) in cpu}
     return runs, plans
@@ -75,6 +76,18 @@ def test_the_table_shows_each_rows_median_round_and_its_plan():
     runs, plans = runs_and_plans({(1, 100, 10): 2.0, (2, 100, 10): 9.0, (3, 100, 10): 3.0})
     (row,) = growth_report.table(runs, plans).splitlines()[2:]
     assert row.startswith(
-        "| 100 | primary | 10 | 200 | 10.0 | 30.0 | 0 | 3.00 / 0.00 / 0.00 / 3.00 |"
+        "| 100 | primary | 10 | 20 | 200 | 10.0 | 30.0 | 0 | 3.00 / 0.00 / 0.00 / 3.00 |"
     )
     assert row.endswith("| 1,000 (1,000 + 0) | 21 | 1.00 |")
+
+
+def test_the_section_says_how_much_of_the_reading_the_replica_did():
+    runs = [
+        GrowthRun(1, 100, "primary", 10, 20, measured(2.0, 1.0)),
+        GrowthRun(1, 100, "replica", 10, 20, measured(2.0, 0.25, 0.75)),
+    ]
+    assert growth_report.replica_share(runs) == (
+        "Through the replica, the replica did 75% of the PostgreSQL work of those rows and the "
+        "primary the rest."
+    )
+    assert "no replica could be made" in growth_report.replica_share(runs[:1])
