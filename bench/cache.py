@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import options
 import report
-import scale
 import stack
 from measure import Instance, Measurement, measure
 
@@ -91,7 +91,7 @@ async def _micro(pool: asyncpg.Pool, count: int, rounds: int) -> dict[str, tuple
 
 
 def public_timeline(
-    database_url: str, sizes: scale.Sizes, started: list, scratch: Path
+    database_url: str, sizes: options.Sizes, started: list, scratch: Path
 ) -> dict[str, Measurement]:
     results = {}
     servers = {}
@@ -111,7 +111,7 @@ def public_timeline(
 def markdown(
     micro_results: dict[str, tuple[float, float]],
     timeline: dict[str, Measurement],
-    sizes: scale.Sizes,
+    sizes: options.Sizes,
     command: str,
 ) -> str:
     lines = [
@@ -145,7 +145,7 @@ def markdown(
 
 
 def main() -> int:
-    args, sizes = scale.arguments(__doc__.splitlines()[0])
+    args, sizes = options.arguments(__doc__.splitlines()[0])
     count, rounds = (500, 3) if args.quick else (2_000, 15)
     stack.require("wrk")
     with tempfile.TemporaryDirectory(prefix="cachebench-") as tmp, stack.processes() as started:

@@ -44,6 +44,10 @@ class Measurement:
         used = sum(counters.usage_seconds for counters in self.instances)
         return used * 1000 / max(self.report.requests, 1)
 
+    def ms_per_request(self, part: str) -> float:
+        """CPU one part of the machine (a key of `cores`) used per request answered."""
+        return self.cores.get(part, 0.0) * self.seconds * 1000 / max(self.report.requests, 1)
+
     @property
     def budget_used(self) -> float | None:
         """The least any instance used of its budget: under 1, it was not held back all along."""

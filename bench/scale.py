@@ -1,5 +1,6 @@
 """Scale-out benchmark: timelines on a realistic data set, one instance to three behind nginx,
-each instance within its own CPU budget.
+each instance within its own CPU budget; then latency below saturation, memory over many
+requests, and how the home page's cost grows with the work it does. One command, every section:
 
     .venv/bin/python bench/scale.py [--quick] [--budget CORES] [--period-ms MS]
         [--connections N] [--seconds S] [--rounds N] [--database-url URL]
@@ -14,7 +15,12 @@ each instance count. Every instance, ours and the baseline's, runs in its own cg
 quota (bench/cgroups.py), so that each one is the bottleneck and the machine is not; one
 instance without a quota, directly, is the reference for what a request costs. Where cgroups
 cannot be made, every instance runs unbudgeted and the output says so.
-"""
+
+Then (bench/sections.py): the home page at a constant 70% of the budgeted instance's rate
+(bench/openloop.py), one instance's memory over 100,000 requests (bench/memory.py), and the
+home pages of readers following 10 to 5,000 accounts on 100,000 and 1,000,000 posts, from the
+primary and through a streaming replica of the embedded server (bench/growth.py). --seconds,
+--rounds and --connections change the scale-out table's runs only."""
 
 from __future__ import annotations
 
@@ -26,19 +32,21 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cgroups
+import growth
 import procstat
 import report
 import scale_report
+import sections
 import stack
 import wrk
 from measure import Instance, measure
+from options import INSTANCES, Sizes, scale_arguments
 from scale_report import Run, Setup
 
-INSTANCES = 3
 PAGES = {
     "microblog": [("home (logged in)", "/", True), ("public (anonymous)", "/public", False)],
     "baseline": [("baseline: 20 rows", "/", False)],
@@ -46,76 +54,6 @@ PAGES = {
 # The reference first in each round: every other run of the round is compared with it.
 REFERENCE = Setup("direct", 1, budgeted=False)
 SETUPS = (REFERENCE, Setup("direct", 1), Setup("nginx", 1), Setup("nginx", 2), Setup("nginx", 3))
-
-
-@dataclass(frozen=True)
-class Sizes:
-    users: int
-    posts: int
-    follows: int
-    seconds: int
-    # wrk's connections for each instance measured, so every instance sees the same queue
-    # whatever their number: enough to keep one busy through its slices of CPU time.
-    connections: int
-    # Every run is repeated this often, in turn with the others. This machine's speed drifts
-    # by a fifth from one minute to the next, so ratios are taken within a round, between
-    # runs made moments apart, and the median of the rounds' ratios is reported.
-    rounds: int
-
-
-FULL = Sizes(users=10_000, posts=500_000, follows=200_000, seconds=5, connections=8, rounds=5)
-QUICK = Sizes(users=1_000, posts=20_000, follows=10_000, seconds=2, connections=8, rounds=1)
-# Three instances of 0.3 cores, PostgreSQL, nginx and wrk take about 1.3 of 2 cores.
-BUDGET = 0.3  # of a core, for each instance
-# The quota's period: slices of budget x period. Slices of a few requests' CPU (10-20 ms
-# periods) cost each request a third to a half more CPU than running free; 100 ms (the
-# kernel's default) stays near it (docs/benchmarks.md, "Scale-out: method").
-PERIOD_MS = 100
-
-
-def parser(description: str) -> argparse.ArgumentParser:
-    """The options every benchmark on the seeded data set takes."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="a small smoke run")
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
-    parser.add_argument("--write", type=Path, help="record the results in this markdown file")
-    return parser
-
-
-def arguments(description: str) -> tuple[argparse.Namespace, Sizes]:
-    """The common options, and the sizes they choose."""
-    args = parser(description).parse_args()
-    return args, QUICK if args.quick else FULL
-
-
-def scale_arguments() -> tuple[argparse.Namespace, Sizes]:
-    options = parser(__doc__.splitlines()[0])
-    options.add_argument(
-        "--budget",
-        type=float,
-        default=BUDGET,
-        help=f"cores for each instance (default {BUDGET}; 0: no budgets)",
-    )
-    options.add_argument(
-        "--period-ms",
-        type=float,
-        default=PERIOD_MS,
-        help=f"the quota's enforcement period (default {PERIOD_MS} ms)",
-    )
-    options.add_argument("--connections", type=int, help="wrk's connections per instance")
-    options.add_argument("--seconds", type=int, help="each run's length")
-    options.add_argument("--rounds", type=int, help="how often every run is made")
-    args = options.parse_args()
-    sizes = QUICK if args.quick else FULL
-    chosen = {n: v for n in ("connections", "seconds", "rounds") if (v := getattr(args, n))}
-    if args.budget * INSTANCES >= (os.cpu_count() or 1):
-        options.error(f"{INSTANCES} instances of {args.budget} cores leave no room here")
-    if args.budget:
-        try:
-            cgroups.quota_settings(1, args.budget, round(args.period_ms * 1000))
-        except ValueError as error:
-            options.error(str(error))
-    return args, replace(sizes, **chosen)
 
 
 @contextmanager
@@ -217,32 +155,86 @@ def run_all(
     return runs
 
 
+class Timings:
+    """How long each part of the run took, in order."""
+
+    def __init__(self) -> None:
+        self.began = time.monotonic()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        began = time.monotonic()
+        yield
+        self.seconds[name] = time.monotonic() - began
+        stack.log(f"{name} took {self.seconds[name]:.0f} s")
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.began
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {seconds:.0f} s" for name, seconds in self.seconds.items())
+
+
+@dataclass
+class Results:
+    runs: list[Run]
+    following: int  # how many accounts the scale-out table's home reader follows
+    sections: list[str]  # the sections after the scale-out table's
+
+
 def run_everything(
     args: argparse.Namespace, sizes: Sizes, made: cgroups.Budgets | None, started: list,
-    scratch: Path,
-) -> tuple[list[Run], int]:  # fmt: skip
-    """The database, the instances in their groups, and every round; the runs, and how many
-    accounts the home timeline's reader follows."""
+    scratch: Path, timings: Timings,
+) -> Results:  # fmt: skip
+    """The databases, the instances in their groups, every round of the scale-out table, then
+    the other sections."""
     scratch.chmod(0o755)  # nginx workers (as nobody, under root) walk to static/
     server_url = args.database_url or stack.embedded_database(started, scratch / "pg")
     postmaster = (
         None if args.database_url else procstat.postmaster_pid(str(scratch / "pg" / "pgdata"))
     )
-    database_url = stack.prepare(server_url, sizes.users, sizes.posts, sizes.follows)
-    apps = stack.start_servers(started, "microblog", INSTANCES, database_url, scratch / "apps")
-    baselines = stack.start_servers(
-        started, "baseline", INSTANCES, database_url, scratch / "baselines"
-    )
-    cookie, following = stack.session_cookie(apps[0], database_url)
-    fleets = {
-        "microblog": (apps, fleet(apps, "microblog", made)),
-        "baseline": (baselines, fleet(baselines, "baseline", made)),
-    }
-    bench = Bench(sizes, args.budget if made else None, cookie, postmaster, scratch)
-    return run_all(bench, fleets, SETUPS if made else SETUPS[1:]), following
+    # Made before the data, the replica receives it as it is written.
+    replica = None if args.database_url else sections.replica_beside(started, scratch / "pg")
+    with timings.part("seeding"):
+        database_url = stack.prepare(server_url, sizes.users, sizes.posts, sizes.follows)
+        grown = growth.prepare(server_url, sizes.growth)
+    with timings.part("scale-out table"):
+        apps = stack.start_servers(started, "microblog", INSTANCES, database_url, scratch / "apps")
+        baselines = stack.start_servers(
+            started, "baseline", INSTANCES, database_url, scratch / "baselines"
+        )
+        cookie, following = stack.session_cookie(apps[0], database_url)
+        fleets = {
+            "microblog": (apps, fleet(apps, "microblog", made)),
+            "baseline": (baselines, fleet(baselines, "baseline", made)),
+        }
+        budget = args.budget if made else None
+        bench = Bench(sizes, budget, cookie, postmaster, scratch)
+        runs = run_all(bench, fleets, SETUPS if made else SETUPS[1:])
+    first = sections.Fleet(apps[0], fleets["microblog"][1][0], cookie)
+    done = []
+    with timings.part("latency under load"):
+        done.append(sections.latency(first, runs, budget, sizes.latency_seconds))
+    with timings.part("memory"):
+        done.append(
+            sections.memory_curve(
+                first, sizes.memory_requests, sizes.memory_every, sizes.connections
+            )
+        )
+    with timings.part("cost growth"):
+        if replica:
+            stack.wait_for_replay(database_url, stack.with_database(replica[0], "postgres"))
+        done.append(
+            sections.cost_growth(
+                sizes.growth, grown, replica, postmaster, started, scratch / "growth"
+            )
+        )
+    return Results(runs, following, done)
 
 
-def header(sizes: Sizes, budget_line: str, following: int, elapsed: float) -> str:
+def header(sizes: Sizes, budget_line: str, following: int, timings: Timings) -> str:
     rounds = f"{sizes.rounds} time" + ("s" if sizes.rounds != 1 else "")
     return (
         f"`{report.command_line(sys.argv)}` on {os.cpu_count()} cores, "
@@ -252,13 +244,14 @@ def header(sizes: Sizes, budget_line: str, following: int, elapsed: float) -> st
         f"{wrk.WARM_UP_SECONDS} s warm-up; every run made {rounds}, all runs taking turns; "
         "the table shows each run's median round; each ratio is taken within each round, and "
         "the median and the range over the rounds are shown. The home timeline is that of a "
-        f"demo account following {following} people. The whole run took {elapsed:.0f} s."
+        f"demo account following {following} people. The whole run, with the sections "
+        f"below, took {timings.elapsed:.0f} s: {timings}."
     )
 
 
 def main() -> int:
-    began = time.monotonic()
-    args, sizes = scale_arguments()
+    timings = Timings()
+    args, sizes = scale_arguments(__doc__.splitlines()[0])
     stack.require("wrk", "nginx")
     # Ctrl-C and SIGTERM alike stop every process and remove every cgroup on the way out
     # (Ctrl-C too when started from a shell that had it ignored, as in the background).
@@ -270,11 +263,16 @@ def main() -> int:
         stack.processes() as started,
     ):
         stack.log(budget_line)
-        runs, following = run_everything(args, sizes, made, started, Path(tmp))
-    elapsed = time.monotonic() - began
-    stack.log(f"the whole run took {elapsed:.0f} s")
-    text = scale_report.section(runs, header(sizes, budget_line, following, elapsed))
-    report.publish(text, args.write)
+        results = run_everything(args, sizes, made, started, Path(tmp), timings)
+    stack.log(f"the whole run took {timings.elapsed:.0f} s: {timings}")
+    texts = [
+        scale_report.section(results.runs, header(sizes, budget_line, results.following, timings)),
+        *results.sections,
+    ]
+    print("\n\n".join(texts))
+    if args.write:
+        for text in texts:
+            report.write_section(args.write, text)
     return 0
 
 

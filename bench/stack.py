@@ -102,19 +102,26 @@ def with_database(url: str, name: str) -> str:
     return f"{scheme}://{rest.split('/', 1)[0]}/{name}{sep}{query}"
 
 
-def fresh_database(server_url: str, name: str) -> str:
-    """An empty, migrated database of this name on the server; its URL."""
+def create_database(server_url: str, name: str, template: str | None = None) -> str:
+    """A new database of this name on the server, replacing any of that name: empty, or a copy
+    of `template`; its URL."""
+    copying = f' TEMPLATE "{template}"' if template else ""
 
     async def recreate() -> None:
         conn = await asyncpg.connect(with_database(server_url, "postgres"))
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}"{copying}')
         finally:
             await conn.close()
 
     asyncio.run(recreate())
-    url = with_database(server_url, name)
+    return with_database(server_url, name)
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """An empty, migrated database of this name on the server; its URL."""
+    url = create_database(server_url, name)
     env = {**os.environ, "DATABASE_URL": url}
     subprocess.run(
         [PYTHON, "-m", "microblog", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
@@ -122,24 +129,74 @@ def fresh_database(server_url: str, name: str) -> str:
     return url
 
 
+def database_name(url: str) -> str:
+    return url.partition("?")[0].rsplit("/", 1)[1]
+
+
+def seed(database_url: str, *words: object) -> None:
+    """`microblog seed` with these options, its progress bar on stderr."""
+    log(f"seeding {database_name(database_url)}: {' '.join(map(str, words))} ...")
+    subprocess.run(
+        [PYTHON, "-m", "microblog", "seed", *map(str, words), "--progress"],
+        env={**os.environ, "DATABASE_URL": database_url}, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def prepare(server_url: str, users: int, posts: int, follows: int) -> str:
     """The benchmark's seeded database; its URL."""
     url = fresh_database(server_url, "scalebench")
-    log(f"seeding {users} users, {posts} posts, {follows} follows ...")
-    subprocess.run(
-        [PYTHON, "-m", "microblog", "seed", "--users", str(users), "--posts", str(posts),
-         "--follows", str(follows), "--progress"],
-        env={**os.environ, "DATABASE_URL": url}, check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    seed(url, "--users", users, "--posts", posts, "--follows", follows)
     return url
 
 
+def embedded_replica(started: list, folder: Path) -> str:
+    """`microblog db --replica` of the embedded database in `folder`: its server's URL."""
+    popen = subprocess.Popen(
+        [PYTHON, "-m", "microblog", "db", "--replica"],
+        env={**os.environ, "MICROBLOG_DATA_DIR": str(folder)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    started.append(popen)
+    url = popen.stdout.readline().strip()
+    if not url:
+        raise SystemExit(f"`microblog db --replica` exited with {popen.wait()}")
+    return url
+
+
+def wait_for_replay(primary_url: str, replica_url: str) -> None:
+    """Until the replica has replayed everything the primary has written so far."""
+
+    async def wait() -> None:
+        primary = await asyncpg.connect(primary_url)
+        replica = await asyncpg.connect(replica_url)
+        try:
+            target = await primary.fetchval("SELECT pg_current_wal_lsn()")
+            deadline = time.monotonic() + READY_TIMEOUT
+            while await replica.fetchval("SELECT pg_last_wal_replay_lsn() < $1", target):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the replica did not replay {target} in {READY_TIMEOUT}s")
+                await asyncio.sleep(0.1)
+        finally:
+            await primary.close()
+            await replica.close()
+
+    asyncio.run(wait())
+
+
 def start_servers(
-    started: list, kind: str, count: int, database_url: str, data_dir: Path
+    started: list,
+    kind: str,
+    count: int,
+    database_url: str,
+    data_dir: Path,
+    settings: dict[str, str] | None = None,
 ) -> list[Server]:
-    """Instances of one kind; they share the data folder, and so the key that signs sessions."""
+    """Instances of one kind; they share the data folder, and so the key that signs sessions.
+    `settings`: more environment variables for them."""
     env = {
         **os.environ,
+        **(settings or {}),
         "DATABASE_URL": database_url,
         "RATE_LIMITS": "off",  # one load generator from one address is not an attack
         "LOG_LEVEL": "warning",  # the baseline logs nothing per request either

@@ -98,10 +98,10 @@ async def seed(
     with tqdm(total=total, unit="rows", disable=not progress) as bar:
         async with transactions() as conn:
             demo = await _insert_users(conn, plan, password_hash, bar)
-            await _insert_posts(conn, plan, demo, bar)
+            await insert_posts(conn, plan, demo, bar)
             follows = await _insert_follows(conn, plan, demo, bar)
             await _insert_blocks_and_mutes(conn, plan, demo, follows, bar)
-            await _recount_users(conn, demo)
+            await recount_users(conn, demo.user_ids)
             _say_what_changed(conn, demo)
     # Statistics for the planner, and the visibility map, without which the index-only scans
     # of the timelines visit the table after all (autovacuum would get there, later).
@@ -197,7 +197,7 @@ def _like_rows(plan: SeedPlan, demo: Demo) -> set[tuple[int, int]]:
     return pairs
 
 
-async def _insert_posts(conn: asyncpg.Connection, plan: SeedPlan, demo: Demo, bar) -> None:
+async def insert_posts(conn: asyncpg.Connection, plan: SeedPlan, demo: Demo, bar) -> None:
     """COPY into scratch tables, then one INSERT each: post ids are chosen here, so that replies
     can point at earlier posts (posts.id only takes explicit values that way), and the counts
     on each post come from the scratch rows in the same statement that writes it, rather than
@@ -331,8 +331,8 @@ async def _insert_blocks_and_mutes(
     bar.update(plan.blocks + plan.mutes)
 
 
-async def _recount_users(conn: asyncpg.Connection, demo: Demo) -> None:
-    """The counts on the new accounts' rows: only they post and follow in the demo."""
+async def recount_users(conn: asyncpg.Connection, user_ids: list[int]) -> None:
+    """The counts on these accounts' rows: those who posted or followed or were followed."""
     await conn.execute(
         """
         UPDATE users u SET
@@ -341,7 +341,7 @@ async def _recount_users(conn: asyncpg.Connection, demo: Demo) -> None:
             following_count = (SELECT count(*) FROM follows f WHERE f.follower_id = u.id)
         WHERE u.id = ANY($1::bigint[])
         """,
-        demo.user_ids,
+        user_ids,
     )
 
 
