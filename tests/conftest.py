@@ -135,7 +135,7 @@ def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
     """PgBouncer in transaction mode before the session's server; `pgbouncer.url(url)` is the
     same database through it."""
     if shutil.which("pgbouncer") is None:
-        pytest.skip("pgbouncer is not installed")
+        pytest.fail("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
     bouncer = PgBouncer(server_url)
     try:
         yield bouncer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from microblog.db.transactions import without_duties
 from microblog.follows.queries import follow
 from tests.conftest import HTMX, entries, make_post, make_repost, make_user, post_ids
 from tests.jobs.conftest import run_app_jobs
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.both_layouts
 
 
 async def follows(db, *pairs) -> None:
-    async with db.transaction():
+    async with without_duties(db):
         for follower, followee in pairs:
             await follow(db, follower.id, followee.id)
 
