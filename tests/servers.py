@@ -132,7 +132,9 @@ class ReplicaServer:
         return Lsn(await _fetchval(self.address.url("postgres"), "SELECT pg_last_wal_replay_lsn()"))
 
     async def primary_position(self) -> Lsn:
-        return Lsn(await _fetchval(self.primary_url, "SELECT pg_current_wal_lsn()"))
+        # The insert position, as read-your-writes records it: past every record written so far,
+        # including those still in the primary's WAL buffers.
+        return Lsn(await _fetchval(self.primary_url, "SELECT pg_current_wal_insert_lsn()"))
 
     async def wait_replayed(self, position: Lsn | None = None, within: float = 10.0) -> Lsn:
         """Until the replica has replayed `position` (default: the primary's position now)."""

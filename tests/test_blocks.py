@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from microblog.db.transactions import without_duties
@@ -18,6 +20,10 @@ async def follows(db, *pairs) -> None:
     async with without_duties(db):
         for follower, followee in pairs:
             await follow(db, follower.id, followee.id)
+
+
+def _without_live_position(page: str) -> str:
+    return re.sub(r"/events\?since=\d+", "/events", page)
 
 
 async def relate(db, table: str, owner, other) -> None:
@@ -218,10 +224,11 @@ async def test_a_muted_account_vanishes_from_the_muters_timelines_and_notificati
     await run_app_jobs(pools)
     assert await db.fetchval("SELECT unread_notifications FROM users WHERE id = $1", alice.id) == 1
     assert entries(await as_alice.text("/")) == [(carols, "bob"), (bobs, None), (alices, None)]
-    bob_sees = await as_bob.text("/@alice")
+    bob_sees = _without_live_position(await as_bob.text("/@alice"))
 
     assert (await as_alice.post("/@bob/mute")).status_code == 303
-    assert await as_bob.text("/@alice") == bob_sees  # bob is told nothing
+    # bob is told nothing: his page differs only in where his live stream resumes.
+    assert _without_live_position(await as_bob.text("/@alice")) == bob_sees
     assert await db.fetchval("SELECT unread_notifications FROM users WHERE id = $1", alice.id) == 0
     assert entries(await as_alice.text("/")) == [(carols, None), (alices, None)]
     assert post_ids(await as_alice.text("/public")) == [carols, alices]

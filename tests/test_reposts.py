@@ -8,6 +8,7 @@ import random
 import pytest
 
 from microblog.db.keyset import BIGINT_MAX
+from microblog.db.transactions import without_duties
 from microblog.follows.queries import follow
 from microblog.jobs.registry import JobContext
 from microblog.reposts.jobs import post_reposted
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.both_layouts
 
 
 async def follows(db, follower, *followees) -> None:
-    async with db.transaction():
+    async with without_duties(db):
         for followee in followees:
             await follow(db, follower.id, followee.id)
 

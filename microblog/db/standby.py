@@ -178,13 +178,14 @@ class Standby:
             )
 
     def accepting(self) -> bool:
-        """Started by us and open for (read-only) connections."""
+        """Started by us and open for (read-only) connections. "standby" in the pid file means
+        up but refusing connections until replay reaches a consistent state; "ready" is open."""
         found = PostmasterFile.read(self.pgdata)
         return (
             self.running
             and found is not None
             and found.pid == self._process.pid
-            and found.status in ("ready", "standby")
+            and found.status == "ready"
         )
 
     def wait_accepting(self, timeout: float = 60.0) -> None:

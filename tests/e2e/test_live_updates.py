@@ -268,6 +268,7 @@ def test_a_rolling_restart_with_fifty_open_streams_is_not_held_up_and_loses_noth
                 posted(writer, f"while web-{index + 1} restarts")
                 env = {**cluster.env, "INSTANCE_NAME": f"web-{index + 1}"}
                 cluster.webs[index] = launcher.web(cwd=cluster.cwd, env=env, port=web.port)
+                cluster.nginx.wait_serving(env["INSTANCE_NAME"])
 
         async def scenario() -> None:
             stop = asyncio.Event()

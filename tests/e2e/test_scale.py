@@ -84,6 +84,17 @@ class Nginx:
         verify = self.tls.trusted_by_clients() if self.tls else True
         return httpx.Client(base_url=self.url, verify=verify)
 
+    def wait_serving(self, instance: str, within: float = 10) -> None:
+        """Until a request through nginx reaches `instance`: a restarted instance is back in
+        rotation only once nginx's penalty for its refused connections (fail_timeout) is over,
+        and a rolling restart that stops the next one before then can leave none."""
+
+        def reached() -> bool:
+            with self.client() as client:
+                return client.get("/up", timeout=1).headers.get("X-Instance") == instance
+
+        wait_for(reached, f"nginx sending requests to {instance}", self.popen, within=within)
+
     def stop(self) -> None:
         self.popen.send_signal(signal.SIGQUIT)  # nginx's graceful stop
         self.popen.wait(10)
@@ -483,6 +494,7 @@ def test_a_rolling_restart_under_load_loses_nothing(cluster: Cluster, launcher: 
             assert status == 0, f"{web.name} exited with {status}: {tail(web.stderr_path)}"
             env = {**cluster.env, "INSTANCE_NAME": f"web-{index + 1}"}
             cluster.webs[index] = launcher.web(cwd=cluster.cwd, env=env, port=web.port)
+            cluster.nginx.wait_serving(env["INSTANCE_NAME"])
 
     result = asyncio.run(_run_load(cluster.nginx.url, restart_each_instance))
     _report("rolling restart", result)
