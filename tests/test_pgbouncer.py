@@ -108,10 +108,17 @@ async def test_the_statement_cache_would_break_under_pgbouncer(pooled_settings):
     """The workload above can fail: with asyncpg's cache on, prepared statements go missing."""
     pool = await asyncpg.create_pool(pooled_settings.database_url, min_size=8, max_size=8)
     try:
-        with pytest.raises(asyncpg.InvalidSQLStatementNameError):
-            await asyncio.gather(*(_cached_workload(pool, worker) for worker in range(16)))
+        # Every workload runs to its end: none is left running, and cancelled, when the pool
+        # closes. PgBouncer 1.18 can crash when a cancel request's client goes away before the
+        # request is done (pgbouncer/pgbouncer#801), and the remaining tests share it.
+        outcomes = await asyncio.gather(
+            *(_cached_workload(pool, worker) for worker in range(16)), return_exceptions=True
+        )
     finally:
         await pool.close()
+    failures = [outcome for outcome in outcomes if outcome is not None]
+    assert failures, "every workload ran with the statement cache on"
+    assert all(isinstance(f, asyncpg.InvalidSQLStatementNameError) for f in failures), failures
 
 
 async def _cached_workload(pool: asyncpg.Pool, worker: int) -> None:
