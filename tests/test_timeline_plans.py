@@ -21,6 +21,8 @@ from tests.conftest import with_database
 
 USERS, POSTS, REPOSTS = 10_000, 100_000, 10_000
 ROUNDS = 10  # posts and reposts are written in turns, so that their ids interleave
+QUIET_READER = 9999  # follows 100 of the quietest authors
+BUSY_READER = 9998  # follows the 300 busiest
 
 
 async def _seed(db: asyncpg.Connection) -> None:
@@ -31,7 +33,8 @@ async def _seed(db: asyncpg.Connection) -> None:
         """,
         USERS,
     )
-    for _ in range(ROUNDS):
+
+    async def write_posts(count: int) -> None:
         await db.execute(
             """
             INSERT INTO posts (author_id, body)
@@ -39,8 +42,13 @@ async def _seed(db: asyncpg.Connection) -> None:
             FROM generate_series(1, $2) g
             """,
             USERS,
-            POSTS // ROUNDS,
+            count,
         )
+
+    # Posts on either side of each round's reposts, so that neither kind has the newest ids
+    # to itself.
+    for _ in range(ROUNDS):
+        await write_posts(POSTS // ROUNDS // 2)
         # Reposters as uneven as authors (the people user 1 follows repost the most), of
         # posts old and new, some of them reposted by several of those people.
         await db.execute(
@@ -58,8 +66,20 @@ async def _seed(db: asyncpg.Connection) -> None:
             USERS,
             REPOSTS // ROUNDS,
         )
+        await write_posts(POSTS // ROUNDS // 2)
     await db.execute(
         "INSERT INTO follows (follower_id, followee_id) SELECT 1, g FROM generate_series(2, 51) g"
+    )
+    # A reader of quiet authors only: their page lies far below everyone's newest entries.
+    await db.execute(
+        f"INSERT INTO follows (follower_id, followee_id) "
+        f"SELECT {QUIET_READER}, g FROM generate_series(9000, 9099) g "
+        f"UNION ALL SELECT {BUSY_READER}, g FROM generate_series(1, 300) g"
+    )
+    await db.execute(
+        "UPDATE users SET following_count = followed.n FROM "
+        "(SELECT follower_id, count(*) AS n FROM follows GROUP BY follower_id) AS followed "
+        "WHERE users.id = followed.follower_id"
     )
     await db.execute("INSERT INTO mutes (muter_id, muted_id) VALUES (1, 51)")
     await db.execute(
@@ -176,11 +196,11 @@ async def test_timeline_query_reads_no_more_posts_than_a_page_needs(seeded, name
 @pytest.mark.parametrize("before", [BIGINT_MAX, POSTS // 2], ids=["first page", "later page"])
 @pytest.mark.parametrize("plan_mode", ["force_custom_plan", "force_generic_plan"])
 async def test_the_home_timeline_reads_each_author_through_the_indexes(seeded, plan_mode, before):
-    """home_timeline hides its plans from EXPLAIN: explain the candidates it reads (a SQL
+    """home_timeline_by_author hides its plans from EXPLAIN: explain the candidates it reads (a SQL
     function, inlined where it is called), with its settings, for a page and for the larger
     reach it reads again with when it must."""
     settings = await seeded.fetchval(
-        "SELECT proconfig FROM pg_proc WHERE proname = 'home_timeline'"
+        "SELECT proconfig FROM pg_proc WHERE proname = 'home_timeline_by_author'"
     )
     async with seeded.transaction():
         for setting in settings:
@@ -195,11 +215,89 @@ async def test_the_home_timeline_reads_each_author_through_the_indexes(seeded, p
             assert _too_much_work(explained, budget=20 * reach) == [], explained
 
 
+async def _settings_of(conn: asyncpg.Connection, function: str, plan_mode: str) -> None:
+    """SET LOCAL what `function` runs under, and the plan cache mode."""
+    settings = await conn.fetchval("SELECT proconfig FROM pg_proc WHERE proname = $1", function)
+    for setting in settings:
+        name, value = setting.split("=", 1)
+        await conn.execute(f"SET LOCAL {name} = {value}")
+    await conn.execute(f"SET LOCAL plan_cache_mode = {plan_mode}")
+
+
+@pytest.mark.parametrize("viewer", [1, BUSY_READER], ids=["following 50", "following 300"])
+@pytest.mark.parametrize("before", [BIGINT_MAX, POSTS // 2], ids=["first page", "later page"])
+@pytest.mark.parametrize("plan_mode", ["force_custom_plan", "force_generic_plan"])
+async def test_the_home_timeline_of_the_newest_entries_reads_a_window_and_probes_follows(
+    seeded, plan_mode, before, viewer
+):
+    """home_timeline_window, as home_timeline_recent runs it: the window's rows through the
+    primary keys, and of the reader's follows no more than a probe for each of those rows,
+    however many people the reader follows."""
+    scan = 4 * PAGE
+    # Where home_timeline_recent's two windows both reach.
+    lowest = await seeded.fetchval(
+        """
+        SELECT greatest(
+            (SELECT min(id) FROM (SELECT id FROM posts WHERE id < $1 ORDER BY id DESC LIMIT $2) w),
+            (SELECT min(id) FROM (SELECT id FROM reposts WHERE id < $1 ORDER BY id DESC LIMIT $2) w)
+        )
+        """,
+        before,
+        scan,
+    )
+    async with seeded.transaction():
+        await _settings_of(seeded, "home_timeline_recent", plan_mode)
+        statement = await seeded.prepare(
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM home_timeline_window($1, $2, $3, $4)"
+        )
+        explained = await statement.fetchval(viewer, before, lowest, PAGE)
+    assert _too_much_work(explained, budget=2 * scan) == [], explained
+    plan = json.loads(explained)[0]["Plan"]
+    follows = [node for node in _nodes(plan) if node.get("Relation Name") == "follows"]
+    assert follows, explained
+    for node in follows:
+        probe = "followee_id" in node.get("Index Cond", "")
+        assert probe or node["Actual Rows"] * node["Actual Loops"] <= 2 * scan, explained
+
+
+async def _pages(conn: asyncpg.Connection, function: str, viewer: int, count: int) -> list:
+    pages, before = [], BIGINT_MAX
+    for _ in range(count):
+        rows = await conn.fetch(f"SELECT * FROM {function}($1, $2, $3)", viewer, before, PAGE)
+        pages.append([tuple(row) for row in rows])
+        if not rows:
+            break
+        before = rows[-1]["entry_id"]
+    return pages
+
+
+@pytest.mark.parametrize(
+    "viewer", [1, BUSY_READER, QUIET_READER], ids=["user 1", "busy follows", "quiet follows"]
+)
+async def test_the_newest_entries_and_the_walk_by_author_make_the_same_pages(seeded, viewer):
+    assert await _pages(seeded, "home_timeline", viewer, 6) == await _pages(
+        seeded, "home_timeline_by_author", viewer, 6
+    )
+
+
+async def test_the_newest_entries_serve_a_reader_of_busy_people_and_not_of_quiet_ones(seeded):
+    """So that the test above compares both walks: the busy reader's pages come from the
+    newest entries; the quiet reader's, beyond the widest window worth reading, from each
+    author."""
+    recent = "SELECT complete FROM home_timeline_recent($1, $2, $3, $4)"
+    assert await seeded.fetchval(recent, BUSY_READER, BIGINT_MAX, PAGE, 4 * PAGE)
+    widest = 4 * (100 + 1)
+    assert not await seeded.fetchval(recent, QUIET_READER, BIGINT_MAX, PAGE, widest)
+
+
 async def test_the_seeded_timelines_return_full_pages(seeded):
     """The plans above are for queries that really return data, reposts among it."""
     home = await queries.home(seeded, 1, None, 20)
     assert len(home) == 20
-    assert any(entry.reposter_username for entry in home)
+    # Reposts come in blocks (see _seed): the page just below the newest one has them.
+    newest_repost = await seeded.fetchval("SELECT max(id) FROM reposts")
+    reposted = await queries.home(seeded, 1, newest_repost + 1, 20)
+    assert any(entry.reposter_username for entry in reposted)
     assert len(await queries.profile(seeded, 2, 1, None, 20)) == 20
     assert len(await queries.public(seeded, None, None, 20)) == 20
     assert len(await queries.profile(seeded, 1, None, None, 20)) == 20

@@ -18,8 +18,10 @@ from microblog.posts.queries import SHOWN, VIEW_COLUMNS, PostView, post_views
 ENTRY_COLUMNS = "page.entry_id, reposter.username, reposter.display_name"
 
 # The reader's own posts and reposts and those of everyone they follow and have not muted, a
-# post once, at its newest entry: home_timeline (migration 0012) picks the page's entries from
-# the (author_id, id) and (user_id, id) indexes; only those posts are read and joined.
+# post once, at its newest entry: home_timeline picks the page's entries from the newest
+# entries of everyone (migration 0019) or, for a reader of few or quiet people, from each
+# author's (author_id, id) and (user_id, id) indexes (migration 0012); either way only the
+# page's posts are read and joined.
 HOME = f"""
     SELECT {VIEW_COLUMNS}, {ENTRY_COLUMNS}
     FROM home_timeline($1, $2, $3) AS page
