@@ -29,9 +29,9 @@ from pathlib import Path
 import asyncpg
 import events_report
 import httpx
+import options
 import procstat
 import report
-import scale
 import stack
 import streams
 import wrk
@@ -49,7 +49,7 @@ SETTLE = 2.0  # after the streams open, before their memory is read
 
 @dataclass(frozen=True)
 class Load:
-    data: scale.Sizes  # the seeded data set: the scale benchmark's
+    data: options.Sizes  # the seeded data set: the scale benchmark's
     streams: int
     rate: float  # posts per second, from all writers together
     seconds: float
@@ -57,12 +57,12 @@ class Load:
     wrk_seconds: int
 
 
-FULL = Load(scale.FULL, streams=1000, rate=5.0, seconds=30.0, wrk_connections=16, wrk_seconds=10)
-QUICK = Load(scale.QUICK, streams=100, rate=5.0, seconds=5.0, wrk_connections=8, wrk_seconds=2)
+FULL = Load(options.FULL, streams=1000, rate=5.0, seconds=30.0, wrk_connections=16, wrk_seconds=10)
+QUICK = Load(options.QUICK, streams=100, rate=5.0, seconds=5.0, wrk_connections=8, wrk_seconds=2)
 
 
-def options() -> tuple[argparse.Namespace, Load]:
-    given = scale.parser(__doc__.splitlines()[0])
+def arguments() -> tuple[argparse.Namespace, Load]:
+    given = options.parser(__doc__.splitlines()[0])
     given.add_argument("--streams", type=int, help=f"streams to hold ({FULL.streams:,})")
     given.add_argument("--rate", type=float, help=f"posts per second ({FULL.rate:g})")
     given.add_argument("--seconds", type=float, help=f"how long they post ({FULL.seconds:g})")
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace, load: Load, started: list, scratch: Path) -> R
 
 def main() -> int:
     began, load_before = time.monotonic(), os.getloadavg()
-    args, load = options()
+    args, load = arguments()
     stack.require("wrk", "nginx")
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))

@@ -71,9 +71,8 @@ def arguments(description: str) -> tuple[argparse.Namespace, Sizes]:
     return args, QUICK if args.quick else FULL
 
 
-def scale_arguments(description: str) -> tuple[argparse.Namespace, Sizes]:
-    """bench/scale.py's options; --seconds, --rounds and --connections are its table's."""
-    options = parser(description)
+def add_budget(options: argparse.ArgumentParser) -> None:
+    """--budget and --period-ms: each app instance's CPU budget (bench/cgroups.py)."""
     options.add_argument(
         "--budget",
         type=float,
@@ -86,12 +85,9 @@ def scale_arguments(description: str) -> tuple[argparse.Namespace, Sizes]:
         default=PERIOD_MS,
         help=f"the quota's enforcement period (default {PERIOD_MS} ms)",
     )
-    options.add_argument("--connections", type=int, help="wrk's connections per instance")
-    options.add_argument("--seconds", type=int, help="each run's length in the scale-out table")
-    options.add_argument("--rounds", type=int, help="how often each run of the table is made")
-    args = options.parse_args()
-    sizes = QUICK if args.quick else FULL
-    chosen = {n: v for n in ("connections", "seconds", "rounds") if (v := getattr(args, n))}
+
+
+def check_budget(options: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.budget * INSTANCES >= (os.cpu_count() or 1):
         options.error(f"{INSTANCES} instances of {args.budget} cores leave no room here")
     if args.budget:
@@ -99,4 +95,26 @@ def scale_arguments(description: str) -> tuple[argparse.Namespace, Sizes]:
             cgroups.quota_settings(1, args.budget, round(args.period_ms * 1000))
         except ValueError as error:
             options.error(str(error))
+
+
+def budget_arguments(description: str) -> tuple[argparse.Namespace, Sizes]:
+    """The common options and the budget's."""
+    options = parser(description)
+    add_budget(options)
+    args = options.parse_args()
+    check_budget(options, args)
+    return args, QUICK if args.quick else FULL
+
+
+def scale_arguments(description: str) -> tuple[argparse.Namespace, Sizes]:
+    """bench/scale.py's options; --seconds, --rounds and --connections are its table's."""
+    options = parser(description)
+    add_budget(options)
+    options.add_argument("--connections", type=int, help="wrk's connections per instance")
+    options.add_argument("--seconds", type=int, help="each run's length in the scale-out table")
+    options.add_argument("--rounds", type=int, help="how often each run of the table is made")
+    args = options.parse_args()
+    check_budget(options, args)
+    sizes = QUICK if args.quick else FULL
+    chosen = {n: v for n in ("connections", "seconds", "rounds") if (v := getattr(args, n))}
     return args, replace(sizes, **chosen)

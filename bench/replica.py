@@ -15,7 +15,11 @@ by `microblog db --replica` and PgBouncer in transaction mode run by `microblog 
    commits as one; the monitors' probes count too).
 3. PgBouncer: three instances of DB_POOL_SIZE 10 behind nginx, directly, through PgBouncer
    (pool of 10), and directly with the statement cache off as through PgBouncer: requests/s and
-   the server's peak connection count meanwhile.
+   the server's peak connection count meanwhile. Each instance runs within a CPU budget of its
+   own (`--budget`, as bench/scale.py gives them), as if it had a core of its own on a larger
+   machine: on 2 cores, PgBouncer, PostgreSQL, nginx and wrk would otherwise take the cores
+   the instances run on, and the comparison would be of who gets the machine, not of what a
+   request costs. Without cgroups, the instances run unbudgeted and the head says so.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import cgroups
 import httpx
+import options
 import procstat
 import replica_micro
 import report
@@ -111,7 +117,7 @@ def _replica_in_use(server: stack.Server) -> None:
         time.sleep(0.1)
 
 
-def replica_runs(servers: Servers, sizes: scale.Sizes, started: list, scratch: Path) -> list:
+def replica_runs(servers: Servers, sizes: options.Sizes, started: list, scratch: Path) -> list:
     fleets = {
         False: _fleet(started, 1, servers.primary_url, scratch)[0],
         True: _fleet(
@@ -197,7 +203,12 @@ class PeakConnections:
 
 
 def pooler_runs(
-    primary_url: str, pooled_url: str, sizes: scale.Sizes, started: list, scratch: Path
+    primary_url: str,
+    pooled_url: str,
+    sizes: options.Sizes,
+    started: list,
+    scratch: Path,
+    budget: tuple[cgroups.Budgets, float] | None,
 ) -> list[PoolerRun]:
     # The same server under another spelling of its URL: the app then keeps no session state,
     # the statement cache off included, as through PgBouncer, but talks to the server directly.
@@ -211,18 +222,22 @@ def pooler_runs(
     runs = []
     for setup, env in setups.items():
         url = env.pop("DATABASE_URL", primary_url)
-        servers = _fleet(started, scale.INSTANCES, url, scratch, **env)
+        servers = _fleet(started, options.INSTANCES, url, scratch, **env)
+        made, cores = budget if budget else (None, None)
+        instances = scale.fleet(servers, setup.replace(" ", "-").replace(",", ""), made)
+        for instance in instances:
+            if instance.group:
+                instance.group.limit(cores)
         cookie, _ = stack.session_cookie(servers[0], primary_url)
         for page, path, logged_in in scale.PAGES["microblog"]:
-            stack.log(f"{page}, {setup}, {scale.INSTANCES} instances ...")
+            stack.log(f"{page}, {setup}, {options.INSTANCES} instances ...")
             with (
                 stack.nginx(servers, scratch / "site") as front,
                 PeakConnections(primary_url) as peak,
             ):
                 measured = measure(
                     front.url + path, CONNECTIONS * len(servers), sizes.seconds,
-                    cookie if logged_in else None,
-                    [Instance(s.popen.pid) for s in servers], {}, budget=None,
+                    cookie if logged_in else None, instances, {}, budget=cores,
                 )  # fmt: skip
             runs.append(PoolerRun(setup, page, measured, peak.pooled, peak.listening))
         _stop(servers)
@@ -243,7 +258,7 @@ def _port(url: str) -> int:
 
 
 def main() -> int:
-    args, sizes = scale.arguments(__doc__.splitlines()[0])
+    args, sizes = options.budget_arguments(__doc__.splitlines()[0])
     if args.database_url:
         raise SystemExit("bench/replica.py makes its own servers: --database-url does not apply")
     stack.require("wrk", "nginx", "pgbouncer")
@@ -251,7 +266,12 @@ def main() -> int:
     count, rounds = (2_000, 3) if args.quick else (2_000, 9)
     load = os.getloadavg()
     began = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="replicabench-") as tmp, stack.processes() as started:
+    with (
+        tempfile.TemporaryDirectory(prefix="replicabench-") as tmp,
+        stack.processes() as started,
+        scale.budgets(args.budget, args.period_ms) as (made, budget_line),
+    ):
+        stack.log(budget_line)
         scratch = Path(tmp)
         scratch.chmod(0o755)  # nginx workers (as nobody, under root) walk to static/
         data = scratch / "pg"
@@ -273,14 +293,15 @@ def main() -> int:
         )
         position_us = asyncio.run(replica_micro.position_cost(primary_url, count, rounds))
         replica = replica_runs(servers, sizes, started, scratch)
-        pooler = pooler_runs(primary_url, pooled_url, sizes, started, scratch)
+        budget = (made, args.budget) if made else None
+        pooler = pooler_runs(primary_url, pooled_url, sizes, started, scratch, budget)
     head = (
         f"`{report.command_line(sys.argv)}` on {os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {sizes.users:,} users, "
         f"{sizes.posts:,} posts, {sizes.follows:,} follows; wrk -t2, {CONNECTIONS} connections "
         f"per instance, {sizes.seconds} s per run after a warm-up. The machine's load average "
         f"(1, 5, 15 min) at the start: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}; the whole "
-        f"run took {time.monotonic() - began:.0f} s."
+        f"run took {time.monotonic() - began:.0f} s. PgBouncer's runs: {budget_line}."
     )
     text = markdown(routing_us, position_us, replica, pooler, head)
     report.publish(text, args.write)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import scale
+import options
 from measure import Measurement
 from replica_micro import BARE, ROUTED
 
@@ -98,15 +98,17 @@ def markdown(routing_us: dict, position_us: dict, replica: list, pooler: list, h
         )
     lines += [
         "",
-        f"| page | {scale.INSTANCES} instances | req/s | p50 ms | p99 ms | errors | "
-        "peak server connections (LISTEN apart) | LISTEN |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        f"| page | {options.INSTANCES} instances | req/s | p50 ms | p99 ms | errors | "
+        "app CPU ms/request | budget used | peak server connections (LISTEN apart) | LISTEN |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for run in pooler:
-        wrk = run.measured.report
+        wrk, measured = run.measured.report, run.measured
+        used = "unbudgeted" if measured.budget_used is None else f"{measured.budget_used:.0%}"
         lines.append(
             f"| {run.page} | {run.setup} | {wrk.requests_per_second:,.0f} | {wrk.p50_ms:.1f} | "
-            f"{wrk.p99_ms:.1f} | {wrk.errors} | {run.pooled} | {run.listening} |"
+            f"{wrk.p99_ms:.1f} | {wrk.errors} | {measured.app_ms_per_request:.2f} | {used} | "
+            f"{run.pooled} | {run.listening} |"
         )
     lines.append("")
     for page in dict.fromkeys(run.page for run in pooler):
@@ -118,7 +120,7 @@ def markdown(routing_us: dict, position_us: dict, replica: list, pooler: list, h
         lines.append(
             f"- {page}: through PgBouncer, {rate:.0%} of direct's requests/s (target within 15%: "
             f"{_verdict(rate >= 0.85)}), at most {pooled.pooled} server connections for "
-            f"{scale.INSTANCES} x 10 pooled client connections (PgBouncer's pool: {POOL_SIZE}; "
+            f"{options.INSTANCES} x 10 pooled client connections (PgBouncer's pool: {POOL_SIZE}; "
             f"target at most that: {_verdict(pooled.pooled <= POOL_SIZE)}); the statement cache "
             f"off costs {cost:.0%} of direct's requests/s"
         )
