@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from uuid import UUID
 
 import asyncpg
 
@@ -46,6 +47,24 @@ _DEPTH = """
 
 async def depth(conn: asyncpg.Connection) -> list[QueueDepth]:
     return [QueueDepth(**dict(row)) for row in await conn.fetch(_DEPTH)]
+
+
+async def finished_last_hour(conn: asyncpg.Connection) -> int:
+    """Jobs that finished in the last hour (the index of finished jobs by time serves it)."""
+    return await conn.fetchval(
+        """
+        SELECT count(*) FILTER (WHERE state = 'finished') FROM infra.jobs
+        WHERE state IN ('finished', 'discarded') AND finished_at > now() - interval '1 hour'
+        """
+    )
+
+
+async def running_by_process(conn: asyncpg.Connection) -> dict[UUID, int]:
+    """How many jobs each process holds running."""
+    rows = await conn.fetch(
+        "SELECT locked_by, count(*) FROM infra.jobs WHERE state = 'running' GROUP BY 1"
+    )
+    return {row["locked_by"]: row["count"] for row in rows if row["locked_by"] is not None}
 
 
 async def failed(
