@@ -47,8 +47,9 @@ def _admin_routes(app) -> list[tuple[str, str]]:
         path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: SAMPLE_ARGUMENTS[m[1]], rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             found.append((method, path))
-    # The page, one fragment per section, five actions: a walk that finds fewer missed some.
-    assert len(found) >= 1 + len(SECTIONS) + 5, found
+    # The page, one fragment per section, a job's page, five actions: a walk that finds fewer
+    # missed some.
+    assert len(found) >= 1 + len(SECTIONS) + 1 + 5, found
     return found
 
 
@@ -242,3 +243,18 @@ async def test_processes_alive_and_recently_stopped_are_shown(browser, operator,
     dead_row = re.search(r'<tr class="dead-process">.*?</tr>', page, re.S)[0]
     assert "dead-web" in dead_row
     assert "stopped heartbeating" in dead_row
+
+
+async def test_a_job_page_shows_how_it_stands_and_unknown_jobs_are_not_found(
+    browser, operator, queue_db
+):
+    [job_id] = await _failed_jobs(queue_db, 1)
+    page = await browser.text(f"/admin/jobs/{job_id}")
+    assert '<dd data-job="state">failed</dd>' in page
+    assert f'hx-get="/admin/jobs/{job_id}" hx-trigger="every 5s"' in page
+    await browser.post(f"/admin/jobs/{job_id}/retry")
+    fragment = await browser.text(f"/admin/jobs/{job_id}", headers={"HX-Request": "true"})
+    assert '<dd data-job="state">pending</dd>' in fragment
+    missing = await browser.get(f"/admin/jobs/{job_id + 1000}")
+    assert missing.status_code == 404
+    assert f"There is no job {job_id + 1000}" in await missing.get_data(as_text=True)

@@ -17,6 +17,8 @@ from microblog import __version__
 from microblog.admin import queries, sections
 from microblog.admin.actions import Operator
 from microblog.background import recurring_jobs
+from microblog.db.pools import acquire
+from microblog.db.transactions import ACQUIRE_TIMEOUT
 from microblog.jobs import admin as jobs_admin
 from microblog.jobs.recurring import run_now
 from microblog.users.sessions import current_user
@@ -129,6 +131,16 @@ def _section_view(name: str) -> Callable[[], Awaitable[Response]]:
 
 for _name in SECTIONS:
     blueprint.add_url_rule(f"/{_name}", view_func=_section_view(_name), methods=["GET"])
+
+
+@blueprint.get("/jobs/<id:job_id>")
+async def job(job_id: int) -> Response:
+    """One job, however it stands: where an operator watches a retried job run."""
+    async with acquire(state().pools.queue, ACQUIRE_TIMEOUT) as conn:
+        found = await jobs_admin.job(conn, job_id)
+    if found is None:
+        abort(404, f"There is no job {job_id}: it never existed, or it finished long ago.")
+    return await render("admin_job.html", "_admin_job.html", job=found)
 
 
 def _back(section: str, kind: str | None = None) -> Response:

@@ -25,7 +25,11 @@ class Queues:
     depth: list[jobs_admin.QueueDepth]
     totals: dict[str, int]  # by state, over every queue
     oldest_due_seconds: float | None
-    jobs_per_minute: float  # finished, averaged over the last hour
+    finished_last_hour: int
+
+    @property
+    def jobs_per_minute(self) -> float:
+        return self.finished_last_hour / 60
 
 
 async def queues(pools: Pools) -> Queues:
@@ -36,7 +40,7 @@ async def queues(pools: Pools) -> Queues:
     for row in depth:
         totals[row.state] = totals.get(row.state, 0) + row.count
     ages = [row.oldest_due_seconds for row in depth if row.oldest_due_seconds is not None]
-    return Queues(depth, totals, max(ages, default=None), finished / 60)
+    return Queues(depth, totals, max(ages, default=None), finished)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -65,6 +66,33 @@ async def running_by_process(conn: asyncpg.Connection) -> dict[UUID, int]:
         "SELECT locked_by, count(*) FROM infra.jobs WHERE state = 'running' GROUP BY 1"
     )
     return {row["locked_by"]: row["count"] for row in rows if row["locked_by"] is not None}
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    queue: str
+    kind: str
+    args: dict
+    state: str
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    run_at: datetime
+    created_at: datetime
+    finished_at: datetime | None
+
+
+async def job(conn: asyncpg.Connection, job_id: int) -> Job | None:
+    row = await conn.fetchrow(
+        """
+        SELECT id, queue, kind, args::text AS args, state, attempts, max_attempts, last_error,
+               run_at, created_at, finished_at
+        FROM infra.jobs WHERE id = $1
+        """,
+        job_id,
+    )
+    return Job(**{**dict(row), "args": json.loads(row["args"])}) if row is not None else None
 
 
 async def failed(
