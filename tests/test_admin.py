@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import re
 import uuid
 
 import pytest
 
 from microblog.admin.routes import SECTIONS
+from microblog.cli import main
 from microblog.cli.admin import grant, revoke
 from microblog.jobs import processes
 from microblog.jobs.builtin import ping, prune_finished
@@ -102,6 +104,23 @@ async def test_granting_an_unknown_username_says_so_and_fails(db, settings, caps
     assert "no account called 'nobody_here'" in capsys.readouterr().err
     assert await db.fetchval("SELECT count(*) FROM operators") == 0
     assert await _audit(db) == []
+
+
+@pytest.mark.parametrize("action", ["grant", "revoke"])
+async def test_the_admin_command_exits_non_zero_for_an_unknown_username(
+    database_url, monkeypatch, tmp_path, capsys, action
+):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("MICROBLOG_DATA_DIR", str(tmp_path))
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # main() sets up logging for a process
+    try:
+        with pytest.raises(SystemExit) as exit:
+            await asyncio.to_thread(main, ["admin", action, "ghost"])
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert exit.value.code == 1
+    assert capsys.readouterr().err.strip() == "microblog: there is no account called 'ghost'"
 
 
 async def test_every_admin_route_is_not_found_for_anonymous_visitors_and_non_operators(
