@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from microblog import __version__
 from microblog.admin.routes import SECTIONS
 from microblog.cli import main
 from microblog.cli.admin import grant, revoke
@@ -149,6 +150,7 @@ async def test_every_admin_post_refuses_a_missing_csrf_token(app, db, queue_db, 
     assert await _audit(db) == [("command line", "grant operator", "operator")]
 
 
+@pytest.mark.both_layouts
 async def test_the_console_shows_every_section_each_refreshed_as_a_fragment(
     browser, operator, queue_db
 ):
@@ -166,6 +168,7 @@ async def test_the_console_shows_every_section_each_refreshed_as_a_fragment(
     assert "prune-dead-processes" in page  # the recurring jobs
 
 
+@pytest.mark.both_layouts
 async def test_retrying_one_failed_job_puts_it_back_and_audits_it(browser, operator, db, queue_db):
     first, second = await _failed_jobs(queue_db, 2)
     response = await browser.post(f"/admin/jobs/{first}/retry", {"kind": ""})
@@ -202,6 +205,7 @@ async def test_failed_jobs_filter_by_kind(browser, operator, queue_db):
     assert "jobs.ping (1)" in page  # the filter names the other kinds too
 
 
+@pytest.mark.both_layouts
 async def test_retrying_every_failed_job_of_a_kind_leaves_the_rest_failed(
     browser, operator, db, queue_db
 ):
@@ -230,6 +234,7 @@ async def test_discarding_every_failed_job_without_a_filter(browser, operator, d
     )
 
 
+@pytest.mark.both_layouts
 async def test_run_now_enqueues_the_recurring_job(browser, operator, db, queue_db):
     response = await browser.post("/admin/recurring/trim-cache/run")
     assert response.status_code == 303
@@ -277,3 +282,11 @@ async def test_a_job_page_shows_how_it_stands_and_unknown_jobs_are_not_found(
     missing = await browser.get(f"/admin/jobs/{job_id + 1000}")
     assert missing.status_code == 404
     assert f"There is no job {job_id + 1000}" in await missing.get_data(as_text=True)
+
+
+async def test_a_process_that_stops_is_remembered_with_its_version(pools, queue_db):
+    async with processes.registered(pools.queue, role="worker", name="leaving", interval=60):
+        assert await processes.recently_dead(queue_db) == []
+    [dead] = await processes.recently_dead(queue_db)
+    assert (dead.name, dead.how, dead.version) == ("leaving", "stopped", __version__)
+    assert await queue_db.fetchval("SELECT count(*) FROM infra.processes") == 0
