@@ -290,3 +290,14 @@ async def test_a_process_that_stops_is_remembered_with_its_version(pools, queue_
     [dead] = await processes.recently_dead(queue_db)
     assert (dead.name, dead.how, dead.version) == ("leaving", "stopped", __version__)
     assert await queue_db.fetchval("SELECT count(*) FROM infra.processes") == 0
+
+
+async def test_a_kind_no_job_could_have_is_refused_with_a_message(browser, operator, queue_db):
+    [job_id] = await _failed_jobs(queue_db, 1)
+    for response in (
+        await browser.get("/admin/failed?kind=" + "k" * 201),
+        await browser.post("/admin/jobs/retry", {"kind": "k" * 201}),
+    ):
+        assert response.status_code == 422
+        assert "not the name of a job kind" in await response.get_data(as_text=True)
+    assert await _states(queue_db, [job_id]) == ["failed"]
