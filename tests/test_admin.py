@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import re
 import uuid
@@ -18,7 +19,8 @@ from microblog.cli.admin import grant, revoke
 from microblog.jobs import processes
 from microblog.jobs.builtin import ping, prune_finished
 from microblog.jobs.queue import enqueue, enqueue_many
-from tests.conftest import make_user
+from tests.conftest import Browser, make_user
+from tests.test_read_routing import instance
 
 # What to put in each variable part of an /admin rule when walking the URL map.
 SAMPLE_ARGUMENTS = {"job_id": "1", "name": "trim-cache"}
@@ -301,3 +303,17 @@ async def test_a_kind_no_job_could_have_is_refused_with_a_message(browser, opera
         assert response.status_code == 422
         assert "not the name of a job kind" in await response.get_data(as_text=True)
     assert await _states(queue_db, [job_id]) == ["failed"]
+
+
+async def test_replicas_are_shown_with_their_lag(settings, replica, database_url, db):
+    with_replica = dataclasses.replace(settings, replica_database_urls=(replica.url(database_url),))
+    user = await make_user(db, "watcher")
+    assert await _grant(settings, user.username) == 0
+    async with instance(with_replica, "a") as running:
+        browser = Browser(running.app.test_client())
+        await browser.sign_in(user)
+        fragment = await browser.text("/admin/replicas", headers={"HX-Request": "true"})
+    row = re.search(r'<tr class="replica">(.*?)</tr>', fragment, re.S)[1]
+    assert running.replica.name in row
+    assert "<td>yes</td>" in row
+    assert re.search(r"<td>\d+\.\d\d s</td>", row), row  # the lag the monitor measured
