@@ -11,6 +11,7 @@ import asyncio
 
 from quart import Quart
 
+from microblog.admin.routes import blueprint as admin_blueprint
 from microblog.avatars.routes import blueprint as avatars_blueprint
 from microblog.avatars.routes import pictures as pictures_blueprint
 from microblog.background import JOB_KINDS
@@ -56,6 +57,7 @@ BLUEPRINTS = (
     avatars_blueprint,
     pictures_blueprint,
     live_blueprint,
+    admin_blueprint,
 )
 
 

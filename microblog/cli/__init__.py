@@ -2,7 +2,7 @@
 
 Start-up problems end in one line on stderr naming what is wrong, never a traceback:
 exit status 2 for bad settings or arguments, 1 for an unreachable database or the like.
-Each group of commands lives beside this file: serve.py, database.py, jobs.py.
+Each group of commands lives beside this file: serve.py, database.py, jobs.py, admin.py.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from microblog import __version__
+from microblog.cli.admin import add_admin_commands
 from microblog.cli.common import CommandError
 from microblog.cli.database import add_db_and_seed_commands, add_migrate_command
 from microblog.cli.jobs import add_jobs_commands
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_migrate_command(commands)
     add_jobs_commands(commands)
     add_db_and_seed_commands(commands)
+    add_admin_commands(commands)
     return parser
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
 
 import asyncpg
 
@@ -46,6 +48,51 @@ _DEPTH = """
 
 async def depth(conn: asyncpg.Connection) -> list[QueueDepth]:
     return [QueueDepth(**dict(row)) for row in await conn.fetch(_DEPTH)]
+
+
+async def finished_last_hour(conn: asyncpg.Connection) -> int:
+    """Jobs that finished in the last hour (the index of finished jobs by time serves it)."""
+    return await conn.fetchval(
+        """
+        SELECT count(*) FILTER (WHERE state = 'finished') FROM infra.jobs
+        WHERE state IN ('finished', 'discarded') AND finished_at > now() - interval '1 hour'
+        """
+    )
+
+
+async def running_by_process(conn: asyncpg.Connection) -> dict[UUID, int]:
+    """How many jobs each process holds running."""
+    rows = await conn.fetch(
+        "SELECT locked_by, count(*) FROM infra.jobs WHERE state = 'running' GROUP BY 1"
+    )
+    return {row["locked_by"]: row["count"] for row in rows if row["locked_by"] is not None}
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    queue: str
+    kind: str
+    args: dict
+    state: str
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    run_at: datetime
+    created_at: datetime
+    finished_at: datetime | None
+
+
+async def job(conn: asyncpg.Connection, job_id: int) -> Job | None:
+    row = await conn.fetchrow(
+        """
+        SELECT id, queue, kind, args::text AS args, state, attempts, max_attempts, last_error,
+               run_at, created_at, finished_at
+        FROM infra.jobs WHERE id = $1
+        """,
+        job_id,
+    )
+    return Job(**{**dict(row), "args": json.loads(row["args"])}) if row is not None else None
 
 
 async def failed(

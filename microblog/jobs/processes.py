@@ -18,6 +18,7 @@ from datetime import datetime
 
 import asyncpg
 
+from microblog import __version__
 from microblog.db.outage import DATABASE_OUTAGE
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 # Roles of the processes that run jobs (web processes only enqueue them).
 JOB_TAKING_ROLES = ("worker", "combined")
 NO_JOB_TAKER = "no worker or combined process is running: pending jobs wait until one starts"
+# How long processes that stopped are remembered (the /admin console lists them).
+DEATHS_KEPT_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,36 @@ class ProcessRow:
     pid: int
     started_at: datetime
     heartbeat_at: datetime
+    version: str
+
+
+@dataclass(frozen=True)
+class DeadProcess:
+    role: str
+    name: str
+    hostname: str
+    pid: int
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    how: str  # 'stopped' (deregistered on the way out) or 'stopped heartbeating'
+    ended_at: datetime
+
+
+# A process's row, moved to infra.process_deaths as it is deleted.
+_BURY = """
+    INSERT INTO infra.process_deaths
+        (id, role, name, hostname, pid, version, started_at, heartbeat_at, how)
+    SELECT id, role, name, hostname, pid, version, started_at, heartbeat_at, $2 FROM gone
+    ON CONFLICT (id) DO NOTHING
+"""
 
 
 async def _register(pool: asyncpg.Pool, process_id: uuid.UUID, role: str, name: str) -> None:
     await pool.execute(
         """
-        INSERT INTO infra.processes (id, role, name, hostname, pid) VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO infra.processes (id, role, name, hostname, pid, version)
+        VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
         """,
         process_id,
@@ -49,6 +76,7 @@ async def _register(pool: asyncpg.Pool, process_id: uuid.UUID, role: str, name: 
         name,
         socket.gethostname(),
         os.getpid(),
+        __version__,
     )
 
 
@@ -62,11 +90,19 @@ async def _heartbeat(pool: asyncpg.Pool, process_id: uuid.UUID) -> bool:
 
 async def prune_dead(conn: asyncpg.Connection, timeout_seconds: float) -> int:
     rows = await conn.fetch(
-        """
-        DELETE FROM infra.processes
-        WHERE heartbeat_at < now() - make_interval(secs => $1) RETURNING name
+        f"""
+        WITH gone AS (
+            DELETE FROM infra.processes
+            WHERE heartbeat_at < now() - make_interval(secs => $1) RETURNING *
+        ), buried AS ({_BURY} RETURNING 1), forgotten AS (
+            DELETE FROM infra.process_deaths
+            WHERE ended_at < now() - make_interval(secs => $3) RETURNING 1
+        )
+        SELECT name FROM gone
         """,
         timeout_seconds,
+        "stopped heartbeating",
+        DEATHS_KEPT_SECONDS,
     )
     for row in rows:
         log.warning("process stopped heartbeating; pruned", extra={"dead_process": row["name"]})
@@ -77,13 +113,25 @@ async def alive(conn: asyncpg.Connection, timeout_seconds: float) -> list[Proces
     """The processes that have heartbeated within the timeout, by role and name."""
     rows = await conn.fetch(
         """
-        SELECT id, role, name, hostname, pid, started_at, heartbeat_at
+        SELECT id, role, name, hostname, pid, started_at, heartbeat_at, version
         FROM infra.processes WHERE heartbeat_at >= now() - make_interval(secs => $1)
         ORDER BY role, name
         """,
         timeout_seconds,
     )
     return [ProcessRow(**dict(row)) for row in rows]
+
+
+async def recently_dead(conn: asyncpg.Connection, limit: int = 20) -> list[DeadProcess]:
+    """The processes that stopped within DEATHS_KEPT_SECONDS, the latest first."""
+    rows = await conn.fetch(
+        """
+        SELECT role, name, hostname, pid, version, started_at, heartbeat_at, how, ended_at
+        FROM infra.process_deaths ORDER BY ended_at DESC LIMIT $1
+        """,
+        limit,
+    )
+    return [DeadProcess(**dict(row)) for row in rows]
 
 
 async def job_takers(conn: asyncpg.Connection, timeout_seconds: float) -> list[ProcessRow]:
@@ -117,6 +165,13 @@ async def registered(
     finally:
         beating.cancel()
         try:
-            await pool.execute("DELETE FROM infra.processes WHERE id = $1", process_id)
+            await pool.execute(
+                f"""
+                WITH gone AS (DELETE FROM infra.processes WHERE id = $1 RETURNING *)
+                {_BURY}
+                """,
+                process_id,
+                "stopped",
+            )
         except DATABASE_OUTAGE as error:  # the prune job will remove the row once it goes stale
             log.warning("could not deregister", extra={"error": f"{type(error).__name__}: {error}"})

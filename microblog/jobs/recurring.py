@@ -91,6 +91,30 @@ async def schedule_due(
     return min(task.next_slot(now) for task in recurring), now
 
 
+@dataclass(frozen=True)
+class LastRun:
+    slot: datetime
+    job_id: int | None
+    state: str | None  # of its job; None once the job has been pruned
+
+
+async def last_runs(conn: asyncpg.Connection) -> dict[str, LastRun]:
+    """The latest slot each recurring task ran in, and how its job stands."""
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT ON (r.name) r.name, r.slot, r.job_id, j.state
+        FROM infra.recurring_runs r LEFT JOIN infra.jobs j ON j.id = r.job_id
+        ORDER BY r.name, r.slot DESC
+        """
+    )
+    return {row["name"]: LastRun(row["slot"], row["job_id"], row["state"]) for row in rows}
+
+
+async def run_now(conn: asyncpg.Connection, task: Recurring) -> int | None:
+    """Enqueue the task's job outside its schedule; the next slot still runs as planned."""
+    return await enqueue(conn, task.kind, task.args)
+
+
 async def run_scheduler(
     pool: asyncpg.Pool, recurring: tuple[Recurring, ...], stop: asyncio.Event
 ) -> None:
