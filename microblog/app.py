@@ -27,6 +27,7 @@ from microblog.notifications.routes import blueprint as notifications_blueprint
 from microblog.posts.cards import local_cards, markup_version
 from microblog.posts.routes import blueprint as posts_blueprint
 from microblog.reposts.routes import blueprint as reposts_blueprint
+from microblog.search.routes import blueprint as search_blueprint
 from microblog.timelines.routes import blueprint as timelines_blueprint
 from microblog.users.known import KnownUsers
 from microblog.users.routes import blueprint as users_blueprint
@@ -56,6 +57,7 @@ BLUEPRINTS = (
     avatars_blueprint,
     pictures_blueprint,
     live_blueprint,
+    search_blueprint,
 )
 
 
