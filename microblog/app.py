@@ -19,6 +19,7 @@ from microblog.cache.store import Cache, CacheStats
 from microblog.config import Settings
 from microblog.db.pools import Pools
 from microblog.duties import transactions_with_duties
+from microblog.feeds.routes import blueprint as feeds_blueprint
 from microblog.follows.routes import blueprint as follows_blueprint
 from microblog.live.hub import Hub
 from microblog.live.routes import blueprint as live_blueprint
@@ -58,6 +59,7 @@ BLUEPRINTS = (
     pictures_blueprint,
     live_blueprint,
     search_blueprint,
+    feeds_blueprint,
 )
 
 

@@ -9,6 +9,41 @@ ALTER TABLE posts
 
 CREATE INDEX posts_search_vector_idx ON posts USING gin (search_vector);
 
+-- The statement that finds the newest matches of a search, with these parts: $1 the viewer
+-- (what hidden_from hides stays out), $2 the words, $3 the author's lower-cased name, $4 the
+-- tags (every one of them), $5 how many. Only the parts present are conditions, each one an
+-- index's: the GIN index of the words, the author's (author_id, id), post_tags.
+CREATE FUNCTION search_posts_statement(words boolean, author boolean, tags boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT 'SELECT p.id FROM posts p WHERE p.author_id NOT IN (SELECT * FROM hidden_from($1))'
+        || CASE WHEN words
+           THEN ' AND p.search_vector @@ websearch_to_tsquery(''english'', $2)' ELSE '' END
+        || CASE WHEN author
+           THEN ' AND p.author_id = (SELECT id FROM users WHERE lower(username) = $3)' ELSE '' END
+        || CASE WHEN tags
+           THEN ' AND p.id IN (SELECT post_id FROM post_tags WHERE tag = $4[1])'
+             || ' AND $4 <@ ARRAY(SELECT tag FROM post_tags t WHERE t.post_id = p.id)' ELSE '' END
+        || ' ORDER BY p.id DESC LIMIT $5'
+$$;
+
+-- The ids of the newest `size` posts that match, newest first. Run as dynamic SQL so that it
+-- is planned for the values at hand, whatever plan_cache_mode the session has: a word in a
+-- fifth of all posts is found fastest walking the posts newest first until enough match, a
+-- rare one from the GIN index, and only the statistics of the word itself can tell which.
+CREATE FUNCTION search_posts(viewer bigint, words text, author text, tags text[], size integer)
+RETURNS SETOF bigint
+LANGUAGE plpgsql STABLE
+ROWS 400
+AS $$
+BEGIN
+    RETURN QUERY EXECUTE search_posts_statement(
+        words IS NOT NULL, author IS NOT NULL, tags IS NOT NULL
+    ) USING viewer, words, author, tags, size;
+END
+$$;
+
 -- People: by names that hold every word of the query as the start of a word (a prefix), or
 -- that share enough trigrams with it, which forgives a typo. pg_trgm would do the second, but the embedded PostgreSQL (pgserver) ships
 -- without it, so the trigrams are ours: the same ones pg_trgm takes (each word lower-cased,
@@ -25,14 +60,14 @@ AS $$
     generate_series(1, length(padded) - 2) AS i
 $$;
 
--- Of two names' trigrams, the share they have in common (pg_trgm's similarity()).
+-- Of two names' trigrams, the share they have in common (pg_trgm's similarity()): common
+-- over all, counted with = ANY, which for arrays of a dozen is several times faster than
+-- INTERSECT and UNION of the two.
 CREATE FUNCTION trigram_similarity(a text[], b text[]) RETURNS real
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
 AS $$
-    SELECT CASE WHEN cardinality(a) + cardinality(b) = 0 THEN 0 ELSE
-        (SELECT count(*) FROM (SELECT unnest(a) INTERSECT SELECT unnest(b)) AS common)::real
-        / (SELECT count(*) FROM (SELECT unnest(a) UNION SELECT unnest(b)) AS every)
-    END
+    SELECT coalesce(common::real / nullif(cardinality(a) + cardinality(b) - common, 0), 0)
+    FROM (SELECT count(*) AS common FROM unnest(a) AS t WHERE t = ANY (b)) AS shared
 $$;
 
 ALTER TABLE users
