@@ -39,9 +39,9 @@ CONTENT_WORDS = [word for word in WORDS if len(word) > 3]
 
 
 def _typo(name: str, rng: random.Random) -> str:
-    """The name with two neighbouring letters swapped."""
-    i = rng.randrange(1, len(name) - 1)
-    return name[:i] + name[i + 1] + name[i] + name[i + 2 :]
+    """A first name with one of its letters after the first mistyped."""
+    i = rng.randrange(1, len(name))
+    return name[:i] + rng.choice([c for c in "aeiounrst" if c != name[i]]) + name[i + 1 :]
 
 
 def searches(rng: random.Random, usernames: list[str]) -> dict[str, Callable[[], str]]:
@@ -52,7 +52,7 @@ def searches(rng: random.Random, usernames: list[str]) -> dict[str, Callable[[],
         "#tag": lambda: "#" + rng.choice(TAGS),
         "from:user word": lambda: f"from:{rng.choice(usernames)} {rng.choice(CONTENT_WORDS)}",
         "a people prefix": lambda: rng.choice(FIRST_NAMES).lower()[:3],
-        "a typo in a name": lambda: _typo(rng.choice(usernames), rng),
+        "a typo in a name": lambda: _typo(rng.choice(FIRST_NAMES).lower(), rng),
     }
 
 

@@ -134,3 +134,8 @@ def test_the_query_syntax_is_parsed():
     assert query.words == '"hot soup" -cold from:'
     assert query.name is None
     assert parse("  Ali  ").name == "ali"
+    assert parse("@Ali Smith").name == "ali smith"
+    assert parse('"ali smith"').name is None
+    assert parse("ali -smith").name is None
+    assert parse("ali or bob").name is None
+    assert parse("---").name is None

@@ -16,8 +16,10 @@ from microblog.posts.render import tag_key
 MAX_QUERY_LENGTH = 1000
 _AUTHOR = re.compile(r"(?<!\S)from:@?([A-Za-z0-9_]{1,30})(?!\S)", re.IGNORECASE)
 _TAG = re.compile(r"(?<![\S])#(\w+(?:-\w+)*)(?!\S)")
-# A name worth looking up among people: what a username or display name could contain.
-_NAME = re.compile(r"[^\W_]", re.UNICODE)
+# A name worth looking up among people: a few words of what names are made of, not a search
+# with phrases, or-ed or left-out words.
+_NAME = re.compile(r"@?[\w.'-]+(?: [\w.'-]+){0,3}")
+_OPERATOR = re.compile(r"(?:^|\s)(?:-|or(?:\s|$))", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,10 @@ class Query:
     @property
     def name(self) -> str | None:
         """What to look for among people: the words alone, when there are no filters."""
-        if self.author or self.tags or not _NAME.search(self.words):
+        words = self.words.strip()
+        if self.author or self.tags or not _NAME.fullmatch(words) or _OPERATOR.search(words):
             return None
-        return self.words.strip().lstrip("@").lower()[:50]
+        return words.lstrip("@").lower()[:50]
 
 
 def parse(text: str) -> Query:

@@ -20,8 +20,8 @@ from microblog.users.queries import User
 
 CANDIDATES = 400
 PEOPLE_LIMIT = 10
-# The share of trigrams a name must have in common with the query to count as a typo of it.
-SIMILAR = 0.3
+# The share of the query's trigrams a name must have to count as a typo of it (migration 0016).
+SIMILAR = 0.5
 # How much a match loses with age: half its rank each week.
 HALF_LIFE_DAYS = 7.0
 
@@ -56,10 +56,10 @@ PEOPLE = f"""
         (u.name_trigrams @> (SELECT name_prefix_trigrams($2))
          AND (SELECT cardinality(name_prefix_trigrams($2))) > 0)
         OR (u.name_trigrams && (SELECT name_inner_trigrams($2))
-            AND trigram_similarity(u.name_trigrams, (SELECT name_trigrams($2))) >= {SIMILAR})
+            AND trigram_share(u.name_trigrams, (SELECT name_trigrams($2))) >= {SIMILAR})
     ) AND u.id NOT IN (SELECT * FROM blocked_with($1))
     ORDER BY lower(u.username) = $2 DESC, starts_with(lower(u.username), $2) DESC,
-        trigram_similarity(u.name_trigrams, (SELECT name_trigrams($2))) DESC,
+        trigram_share(u.name_trigrams, (SELECT name_trigrams($2))) DESC,
         u.follower_count DESC, u.id
     LIMIT $3
 """
