@@ -129,6 +129,8 @@ async def test_a_current_copy_gets_304_and_a_write_changes_the_feed(make_browser
     assert again.headers["ETag"] == etag
     since = await reader.get("/@alice/feed.atom", headers={"If-Modified-Since": modified})
     assert since.status_code == 304
+    weak = await reader.get("/@alice/feed.atom", headers={"If-None-Match": f"W/{etag}"})
+    assert weak.status_code == 304  # as a compressing proxy passes it on
     stale = await reader.get("/@alice/feed.atom", headers={"If-None-Match": '"other"'})
     assert stale.status_code == 200
 
@@ -185,3 +187,17 @@ async def test_without_a_public_origin_links_use_the_requests_address(app, brows
     parsed = feedparser.parse(xml)
     assert parsed.feed.id == "http://localhost/@alice/feed.atom"
     assert parsed.entries[0].id == f"http://localhost/posts/{post}"
+
+
+async def test_with_the_cache_off_every_request_reads_the_feed_afresh(app, browser, db):
+    app.extensions[KEY] = dataclasses.replace(app.extensions[KEY], cache=None)
+    alice = await make_user(db, "alice")
+    await make_post(db, alice, "first")
+    response, _ = await fetch(browser, "/@alice/feed.atom")
+    etag = response.headers["ETag"]
+    assert (
+        await browser.get("/@alice/feed.atom", headers={"If-None-Match": etag})
+    ).status_code == 304
+    await make_post(db, alice, "second")  # no duties: only a fresh read can see it
+    _, xml = await fetch(browser, "/@alice/feed.atom")
+    assert [e.title for e in feedparser.parse(xml).entries] == ["second", "first"]

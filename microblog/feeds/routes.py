@@ -15,12 +15,19 @@ from microblog.posts.queries import PostView
 from microblog.posts.render import tag_key
 from microblog.timelines.queries import tagged
 from microblog.users.queries import user_by_username
-from microblog.web.db import connection
+from microblog.web.db import connection, reading
 from microblog.web.state import state
 
 blueprint = Blueprint("feeds", __name__)
 
 Build = Callable[[str], Awaitable[tuple[Feed, Sequence[PostView]] | None]]
+
+
+def _read():
+    """Where a feed is read from. A cached feed is shared with every reader until the next
+    write, so it is drawn from the primary, as the public page is: from a replica behind that
+    write it would stay stale for the cache's TTL. Uncached (CACHE=off), from a replica."""
+    return connection() if state().cache is not None else reading()
 
 
 def _origin() -> str:
@@ -38,14 +45,13 @@ async def _answer(key: str, build: Build, missing: str) -> Response:
         feed, posts = built
         return cached.document(atom(feed, posts, origin), feed.updated.isoformat())
 
-    # Shared with every reader until the next write, so drawn from the primary, as the public
-    # page is: from a replica behind that write it would stay stale for the cache's TTL.
     document = await cached.feed(f"{key}:{origin}", compute)
     if document["xml"] is None:
         abort(404, missing)
     updated = datetime.fromisoformat(document["updated"]).replace(microsecond=0)
     if request.if_none_match:
-        current = document["etag"] in request.if_none_match
+        # Weak comparison (RFC 9110): a proxy that compresses the feed marks its ETag weak.
+        current = request.if_none_match.contains_weak(document["etag"])
     else:
         since = request.if_modified_since
         current = since is not None and updated <= since
@@ -62,7 +68,7 @@ async def _answer(key: str, build: Build, missing: str) -> Response:
 @blueprint.route("/@<username:username>/feed.atom")
 async def user_feed(username: str) -> Response:
     async def build(origin: str):
-        async with connection() as conn:
+        async with _read() as conn:
             user = await user_by_username(conn, username)
             if user is None:
                 return None
@@ -84,7 +90,7 @@ async def tag_feed(tag: str) -> Response:
         abort(404, "That is not a hashtag.")
 
     async def build(origin: str):
-        async with connection() as conn:
+        async with _read() as conn:
             posts = await tagged(conn, key, None, None, FEED_SIZE)
         if not posts:
             return None
