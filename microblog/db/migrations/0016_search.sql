@@ -85,10 +85,13 @@ AS $$
     SELECT ARRAY(SELECT t FROM unnest(name_trigrams(query)) AS t WHERE t NOT LIKE '% ')
 $$;
 
--- The query's trigrams but those that begin a word ("  a"), which a twentieth of all names
--- share: the candidates of a typo, among which trigram_share decides.
+-- The query's trigrams but those at the very start or end of a word ("  a", "e "), which
+-- thousands of names share: the candidates of a typo, among which trigram_share decides.
+-- A name with one letter of a word wrong still shares one of them ("grase": " gr" of "grace").
 CREATE FUNCTION name_inner_trigrams(query text) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
 AS $$
-    SELECT ARRAY(SELECT t FROM unnest(name_trigrams(query)) AS t WHERE t NOT LIKE '  %')
+    SELECT ARRAY(
+        SELECT t FROM unnest(name_trigrams(query)) AS t WHERE t NOT LIKE '  %' AND t NOT LIKE '% '
+    )
 $$;
