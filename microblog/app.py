@@ -20,6 +20,7 @@ from microblog.cache.store import Cache, CacheStats
 from microblog.config import Settings
 from microblog.db.pools import Pools
 from microblog.duties import transactions_with_duties
+from microblog.feeds.routes import blueprint as feeds_blueprint
 from microblog.follows.routes import blueprint as follows_blueprint
 from microblog.live.hub import Hub
 from microblog.live.routes import blueprint as live_blueprint
@@ -28,6 +29,7 @@ from microblog.notifications.routes import blueprint as notifications_blueprint
 from microblog.posts.cards import local_cards, markup_version
 from microblog.posts.routes import blueprint as posts_blueprint
 from microblog.reposts.routes import blueprint as reposts_blueprint
+from microblog.search.routes import blueprint as search_blueprint
 from microblog.timelines.routes import blueprint as timelines_blueprint
 from microblog.users.known import KnownUsers
 from microblog.users.routes import blueprint as users_blueprint
@@ -58,6 +60,8 @@ BLUEPRINTS = (
     pictures_blueprint,
     live_blueprint,
     admin_blueprint,
+    search_blueprint,
+    feeds_blueprint,
 )
 
 

@@ -122,6 +122,13 @@ class Settings:
         parsers.networks("127.0.0.1/32,::1/128"),
         "Peers whose X-Forwarded-For/Proto/Host headers are believed, comma-separated networks.",
     )
+    public_origin: str | None = _setting(
+        "PUBLIC_ORIGIN",
+        parsers.origin,
+        None,
+        "The site's address as readers reach it, such as https://microblog.example: the "
+        "absolute links of Atom feeds. Unset: the address each request came to.",
+    )
     metrics_token: str | None = _setting(
         "METRICS_TOKEN",
         parsers.secret,

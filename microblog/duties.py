@@ -10,6 +10,7 @@ from microblog.cache.store import Cache
 from microblog.config import Settings
 from microblog.db.pools import Pools
 from microblog.db.transactions import Transactions
+from microblog.feeds import cached as cached_feeds
 from microblog.live.publish import publish_events
 from microblog.timelines import public_cache
 
@@ -20,4 +21,5 @@ def transactions_with_duties(settings: Settings, pools: Pools, cache: Cache) -> 
     transactions.before_commit(publish_events)
     if settings.cache_enabled:
         transactions.on(public_cache.SHOWS, public_cache.invalidator(cache))
+        transactions.on(cached_feeds.SHOWS, cached_feeds.invalidator(cache))
     return transactions

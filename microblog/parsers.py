@@ -32,6 +32,20 @@ def postgres_url(value: str) -> str:
     return value
 
 
+def origin(value: str) -> str:
+    """An http(s) origin, scheme and host and maybe a port, without a trailing slash."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// origin such as https://example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError("must be only a scheme and host (and port), with no path")
+    try:
+        parts.port  # noqa: B018 - evaluating it validates the port number
+    except ValueError as error:
+        raise ValueError(f"has a bad port ({error})") from None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def postgres_urls(value: str) -> tuple[str, ...]:
     """Comma-separated URLs. A multi-host URL (postgresql://host1,host2/db) stays one: a
     comma still inside a URL's host list does not start the next URL."""

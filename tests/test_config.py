@@ -56,6 +56,10 @@ def test_defaults_without_any_variable(tmp_path, monkeypatch):
         ("REPLICA_MAX_LAG", "a while", "duration"),
         ("DATABASE_DIRECT_URL", "pgbouncer:6432", "postgresql://"),
         ("DATABASE_DIRECT_URL", "postgresql://db:5432/app", "without DATABASE_URL"),
+        ("PUBLIC_ORIGIN", "microblog.example", "https://"),
+        ("PUBLIC_ORIGIN", "ftp://microblog.example", "https://"),
+        ("PUBLIC_ORIGIN", "https://microblog.example/blog", "no path"),
+        ("PUBLIC_ORIGIN", "https://microblog.example:99999", "port"),
     ],
 )
 def test_bad_value_is_refused_with_the_variable_named(variable, value, fragment):
@@ -65,6 +69,12 @@ def test_bad_value_is_refused_with_the_variable_named(variable, value, fragment)
     assert str(raised.value).startswith(f"{variable}: ")
     assert fragment in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_the_public_origin_is_kept_without_a_trailing_slash():
+    assert Settings.from_env({}).public_origin is None
+    settings = Settings.from_env({"PUBLIC_ORIGIN": "https://microblog.example:8443/"})
+    assert settings.public_origin == "https://microblog.example:8443"
 
 
 def test_replicas_are_a_comma_separated_list_of_urls():
