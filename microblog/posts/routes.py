@@ -8,7 +8,9 @@ import asyncpg
 from quart import Blueprint, Response, abort, redirect, request
 
 from microblog.blocks.queries import relation
-from microblog.jobs.queue import enqueue
+from microblog.jobs.queue import enqueue, enqueue_many
+from microblog.post_pictures.jobs import prepare_picture
+from microblog.post_pictures.queries import add_pictures
 from microblog.posts import queries
 from microblog.posts.cards import render_cards
 from microblog.posts.forms import NewPost
@@ -34,9 +36,14 @@ DELETED = "deleted"  # the query parameter that says a post was just deleted
 async def create() -> Response:
     user = current_user()
     form = await request.form
-    post = NewPost.parse(form)
+    post = NewPost.parse(form, await request.files)
     next_path = local_path(form.get("next"))
     status = 422
+    uploads = post.pictures.uploads
+    if uploads and not post.errors:
+        status = await post.pictures.check()
+        if post.pictures.error:
+            post.errors["pictures"] = post.pictures.error
     if not post.errors:
         mentioned = mentions(post.body)
         async with transaction() as conn:
@@ -45,7 +52,13 @@ async def create() -> Response:
                 None
                 if barrier
                 else await queries.create_post(
-                    conn, user.id, post.body, hashtags(post.body), mentioned, post.in_reply_to
+                    conn,
+                    user.id,
+                    post.body,
+                    hashtags(post.body),
+                    mentioned,
+                    post.in_reply_to,
+                    picture_count=len(uploads),
                 )
             )
             if barrier:
@@ -53,6 +66,9 @@ async def create() -> Response:
             elif post_id is None:
                 post.errors["in_reply_to"] = "The post you are replying to does not exist."
             else:
+                if uploads:
+                    pictures = await add_pictures(conn, post_id, uploads)
+                    await enqueue_many(conn, prepare_picture, [{"picture_id": p} for p in pictures])
                 if post.in_reply_to or mentioned:  # someone to tell
                     await enqueue(conn, post_created, {"post_id": post_id})
                 view = await queries.post_view(conn, post_id, user.id)
