@@ -11,6 +11,7 @@ import asyncio
 
 from quart import Quart
 
+from microblog.account_deletion.routes import blueprint as account_deletion_blueprint
 from microblog.avatars.routes import blueprint as avatars_blueprint
 from microblog.avatars.routes import pictures as pictures_blueprint
 from microblog.background import JOB_KINDS
@@ -58,6 +59,7 @@ BLUEPRINTS = (
     blocks_blueprint,
     notifications_blueprint,
     avatars_blueprint,
+    account_deletion_blueprint,
     pictures_blueprint,
     post_pictures_blueprint,
     live_blueprint,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from microblog.account_deletion.jobs import erase
 from microblog.cache.jobs import trim_cache
 from microblog.config import Settings
 from microblog.follows.jobs import followed
@@ -25,6 +26,7 @@ JOB_KINDS = JobRegistry(
         post_liked,
         post_reposted,
         prepare_picture,
+        erase,
         followed,
         trim_cache,
         prune_rate_limits,

@@ -36,7 +36,9 @@ def site(pyz: Pyz, scratch: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def test_a_posted_picture_appears_with_its_alt_text_once_its_job_has_run(
-    site: str, open_page, tmp_path: Path  # noqa: F811 (the fixture)
+    site: str,
+    open_page,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
 ):
     lawn = tmp_path / "lawn.png"
     Image.new("RGB", (300, 200), (0, 160, 0)).save(lawn)
