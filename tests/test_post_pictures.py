@@ -11,7 +11,9 @@ from io import BytesIO
 import pytest
 from PIL import Image
 from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
+from microblog.app import LARGER_REQUESTS
 from microblog.pictures import MAX_BYTES
 from microblog.post_pictures.forms import MAX_ALT
 from microblog.web.assets import IMMUTABLE
@@ -249,3 +251,30 @@ async def test_deleting_a_post_deletes_its_pictures(browser, db, pools):
     assert (await browser.post(f"/posts/{post_id}/delete")).status_code == 303
     assert await db.fetchval("SELECT count(*) FROM post_pictures") == 0
     assert (await browser.get(f"/pictures/{picture_id}")).status_code == 404
+
+
+async def test_a_post_over_the_request_limit_gets_the_form_with_a_message(browser, db):
+    await make_user(db, "phone")
+    await browser.login("phone")
+    photo = _file(b"\xff\xd8\xff" + b"\0" * (3 * 1024 * 1024), "photo.jpg")
+    fields = {"csrf_token": await browser.csrf_token(), "body": "from my phone",
+              "picture_1": photo, "alt_1": "A photo"}  # fmt: skip
+    boundary, body = encode_multipart(fields)
+    assert len(body) > LARGER_REQUESTS["/posts"]
+    before = await _counts(db)
+    for htmx in ("false", "true"):
+        response = await browser.client.post(
+            "/posts",
+            data=body,
+            headers={  # as a browser sends it
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(len(body)),
+                "HX-Request": htmx,
+            },
+        )
+        assert response.status_code == 413
+        page = await response.get_data(as_text=True)
+        assert "This post is larger than this site accepts." in page
+        assert "Pictures can be at most 512 kB; this one is about 3 MB." in page
+        assert 'id="compose"' in page
+    assert await _counts(db) == before

@@ -4,11 +4,10 @@ looks the same to.
 A card is known by everything it shows: the post's text, pictures (and whether each is
 ready), counts and author, its relative time ("5m"), whether the viewer is logged in, has
 liked it, reposted it or wrote it, which accounts it mentions, and in a timeline who reposted
-it (and whether that was the viewer). Any change
-to any of these is another card, so a cached card is never stale; old cards simply expire.
-The hidden fields every form carries (the session's CSRF token, the page to come back to)
-differ per viewer and page: cards hold a placeholder for them, filled in when the page is put
-together.
+it (and whether that was the viewer). Any change to any of these is another card, so a cached
+card is never stale; old cards simply expire. The hidden fields every form carries (the
+session's CSRF token, the page to come back to) differ per viewer and page: cards hold a
+placeholder for them, filled in when the page is put together.
 
 Because a card can never be stale, each process keeps the cards it used lately in memory,
 and no instance needs to hear of another's writes. Only cards missing there are looked up in
