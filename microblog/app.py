@@ -11,6 +11,7 @@ import asyncio
 
 from quart import Quart
 
+from microblog.account_deletion.routes import blueprint as account_deletion_blueprint
 from microblog.admin.routes import blueprint as admin_blueprint
 from microblog.avatars.routes import blueprint as avatars_blueprint
 from microblog.avatars.routes import pictures as pictures_blueprint
@@ -26,6 +27,8 @@ from microblog.live.hub import Hub
 from microblog.live.routes import blueprint as live_blueprint
 from microblog.metrics.process import ProcessMetrics
 from microblog.notifications.routes import blueprint as notifications_blueprint
+from microblog.post_pictures.forms import MAX_POST_BYTES
+from microblog.post_pictures.routes import blueprint as post_pictures_blueprint
 from microblog.posts.cards import local_cards, markup_version
 from microblog.posts.routes import blueprint as posts_blueprint
 from microblog.reposts.routes import blueprint as reposts_blueprint
@@ -37,15 +40,17 @@ from microblog.users.sessions import current_user, init_logins
 from microblog.web import assets, csrf, health, observability, security, sessions, state
 from microblog.web.converters import IdConverter, UsernameConverter
 from microblog.web.errors import register_error_handlers
-from microblog.web.forms import read_body_first
+from microblog.web.forms import read_body_first, requests_limited
 from microblog.web.proxies import ProxyHeadersMiddleware
 from microblog.web.ratelimits import init_rate_limits
 from microblog.web.read_your_writes import follow_writes
 from microblog.web.scrape import MetricsEndpoint
 from microblog.web.templating import init_templating
 
-# Larger bodies get 413 before any handler reads them. Forms here are small text.
+# Larger bodies get 413 before any handler reads them. Forms here are small text, but for a
+# post's, which may carry its pictures.
 MAX_REQUEST_BYTES = 1024 * 1024
+LARGER_REQUESTS = {"/posts": MAX_POST_BYTES}
 BLUEPRINTS = (
     health.blueprint,
     assets.blueprint,
@@ -57,7 +62,9 @@ BLUEPRINTS = (
     blocks_blueprint,
     notifications_blueprint,
     avatars_blueprint,
+    account_deletion_blueprint,
     pictures_blueprint,
+    post_pictures_blueprint,
     live_blueprint,
     admin_blueprint,
     search_blueprint,
@@ -81,6 +88,7 @@ def create_app(
     503 and pages open no stream. `metrics` are the process's (the run modes share them with
     the job side); without them, the app's own."""
     app = Quart(__name__, template_folder=str(assets.TEMPLATES_DIR), static_folder=None)
+    app.request_class = requests_limited(LARGER_REQUESTS)
     _configure(app, settings)
     cache = Cache(pools.cache)
     metrics = metrics or process_metrics("web", instance_name, pools)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from microblog.account_deletion.jobs import erase
 from microblog.cache.jobs import trim_cache
 from microblog.config import Settings
 from microblog.follows.jobs import followed
@@ -11,6 +12,7 @@ from microblog.jobs.builtin import ping, prune_dead_processes, prune_finished
 from microblog.jobs.recurring import Recurring
 from microblog.jobs.registry import JobRegistry
 from microblog.live.jobs import trim_events
+from microblog.post_pictures.jobs import prepare_picture
 from microblog.posts.jobs import post_created, post_liked
 from microblog.ratelimit.jobs import prune_rate_limits
 from microblog.reposts.jobs import post_reposted
@@ -23,6 +25,8 @@ JOB_KINDS = JobRegistry(
         post_created,
         post_liked,
         post_reposted,
+        prepare_picture,
+        erase,
         followed,
         trim_cache,
         prune_rate_limits,

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from io import BytesIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -64,12 +67,61 @@ def _size(count: int, rounded=math.ceil) -> str:
     return f"{rounded(count / (1024 * 1024) * 10) / 10:g} MB"
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A picture as we serve it: WebP bytes and their size in pixels."""
+
+    image: bytes
+    width: int
+    height: int
+
+
 async def square(data: bytes, side: int) -> bytes:
     """The picture in `data` as a WebP square of `side` pixels, or Refused saying why not."""
     return await asyncio.get_running_loop().run_in_executor(_decoders, _square, data, side)
 
 
+async def within(data: bytes, *sides: int) -> list[Encoded]:
+    """The picture in `data` as WebP, once per side in `sides`: scaled down (never up) to fit
+    a square of that side, its proportions kept; or Refused saying why not."""
+    return await asyncio.get_running_loop().run_in_executor(_decoders, _within, data, sides)
+
+
+async def check(data: bytes) -> None:
+    """Refused unless `data` is a picture we take, judged by its size and header alone:
+    nothing is decoded, so a request can afford it and leave the decoding to a job."""
+    await asyncio.get_running_loop().run_in_executor(_decoders, _check, data)
+
+
 def _square(data: bytes, side: int) -> bytes:
+    with _opened(data) as picture:
+        picture.draft("RGB", (side, side))  # JPEG: decode at the smallest scale that will do
+        upright = _upright(picture)
+        fitted = ImageOps.fit(upright, (side, side), Image.Resampling.LANCZOS)
+    return _webp(fitted)
+
+
+def _within(data: bytes, sides: tuple[int, ...]) -> list[Encoded]:
+    with _opened(data) as picture:
+        picture.draft("RGB", (max(sides), max(sides)))
+        upright = _upright(picture)
+        encoded = []
+        for side in sides:
+            scaled = upright.copy()
+            scaled.thumbnail((side, side), Image.Resampling.LANCZOS)
+            encoded.append(Encoded(_webp(scaled), *scaled.size))
+    return encoded
+
+
+def _check(data: bytes) -> None:
+    with _opened(data):
+        pass
+
+
+@contextmanager
+def _opened(data: bytes) -> Iterator[Image.Image]:
+    """The picture in `data`, opened (its header read) and within our bounds; every failure
+    to read it, there or while the caller decodes it, said as a Refused."""
     if not data:
         raise Refused("Choose a picture to upload.")
     if len(data) > MAX_BYTES:
@@ -77,19 +129,24 @@ def _square(data: bytes, side: int) -> bytes:
     try:
         with Image.open(BytesIO(data), formats=FORMATS) as picture:
             _check_pixels(*picture.size)
-            picture.draft("RGB", (side, side))  # JPEG: decode at the smallest scale that will do
-            upright = ImageOps.exif_transpose(picture)  # decodes the first frame
-            colours = upright.convert("RGBA" if _has_alpha(upright) else "RGB")
-            fitted = ImageOps.fit(colours, (side, side), Image.Resampling.LANCZOS)
+            yield picture
     except Image.DecompressionBombError:  # Pillow's own bound, far above ours: a bomb
         raise Refused(_pixels_message(), 413) from None
     except UnidentifiedImageError:
         raise Refused(UNREADABLE if data.startswith(SIGNATURES) else NOT_A_PICTURE) from None
     except (OSError, SyntaxError, ValueError, EOFError):  # what Pillow raises on broken files
         raise Refused(UNREADABLE) from None
+
+
+def _upright(picture: Image.Image) -> Image.Image:
+    upright = ImageOps.exif_transpose(picture)  # decodes the first frame
+    return upright.convert("RGBA" if _has_alpha(upright) else "RGB")
+
+
+def _webp(picture: Image.Image) -> bytes:
     served = BytesIO()
     # Only what is passed here is written: no EXIF, XMP or colour profile of the upload's.
-    fitted.save(served, "WEBP", quality=QUALITY)
+    picture.save(served, "WEBP", quality=QUALITY)
     return served.getvalue()
 
 

@@ -6,7 +6,8 @@ therefore drawn from a Zipf-like distribution, followees by popularity and liked
 author's, and some posts are replies, mention someone, or carry a hashtag. Reposts (one for
 every ten posts, by reposters as uneven as authors, of recent posts) take their places among
 the posts, as their ids are drawn from the posts' sequence; a few accounts block or mute
-others. Accounts have display names and bios. Every demo account's password is DEMO_PASSWORD.
+others. Accounts have display names and bios; about one post in a hundred shows pictures
+(seed_pictures.py). Every demo account's password is DEMO_PASSWORD.
 
 Everything is written in one transaction of the process's Transactions, each step after the
 one before (users, posts with their likes, follows) from what the earlier ones made (Demo).
@@ -30,6 +31,7 @@ from microblog.db.pools import Pools
 from microblog.db.transactions import Transactions, changed
 from microblog.posts.queries import LIKES, POSTS
 from microblog.posts.render import hashtags, mentions
+from microblog.seed_pictures import insert_pictures
 from microblog.seed_words import BIOS, FIRST_NAMES, LAST_NAMES, TAGS, THINGS, WORDS
 from microblog.users.passwords import hash_password
 from microblog.users.queries import PROFILES
@@ -76,6 +78,7 @@ class Demo:
     reposts: int = 0
     blocks: int = 0
     mutes: int = 0
+    pictured: int = 0  # posts with pictures
 
     @property
     def post_ids(self) -> list[int]:
@@ -99,6 +102,7 @@ async def seed(
         async with transactions() as conn:
             demo = await _insert_users(conn, plan, password_hash, bar)
             await insert_posts(conn, plan, demo, bar)
+            demo.pictured = await insert_pictures(conn, demo.post_ids, plan.seed)
             follows = await _insert_follows(conn, plan, demo, bar)
             await _insert_blocks_and_mutes(conn, plan, demo, follows, bar)
             await recount_users(conn, demo.user_ids)

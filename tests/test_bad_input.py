@@ -8,7 +8,7 @@ import json
 import pytest
 from werkzeug.datastructures import FileStorage
 
-from microblog.app import MAX_REQUEST_BYTES
+from microblog.app import LARGER_REQUESTS, MAX_REQUEST_BYTES
 from microblog.db.transactions import without_duties
 from microblog.follows.queries import follow
 from microblog.posts.queries import like
@@ -234,12 +234,13 @@ async def test_bodies_of_the_wrong_type_are_422_not_500(browser, db, world):
     assert await snapshot(db) == before
 
 
-async def test_bodies_over_a_mebibyte_are_413_and_write_nothing(browser, db, world):
+async def test_bodies_over_their_limit_are_413_and_write_nothing(browser, db, world):
+    """A mebibyte, but for a post's (which may carry its pictures)."""
     before = await snapshot(db)
-    huge = "x" * MAX_REQUEST_BYTES
     post = world["post"]
     paths = ("/signup", "/login", "/posts", "/settings", "/settings/password", "/@bob/follow")
     for path in (*paths, f"/posts/{post}/like", f"/posts/{post}/delete"):
+        huge = "x" * LARGER_REQUESTS.get(path, MAX_REQUEST_BYTES)
         # The token in the form: the CSRF check is the first to read the body.
         await send(browser, world, "POST", path, 413, {"body": huge, "bio": huge})
         # The token in the header, as htmx sends it: the CSRF check never reads the body, and
@@ -252,7 +253,7 @@ async def test_bodies_over_a_mebibyte_are_413_and_write_nothing(browser, db, wor
             )
             assert response.status_code == 413, (path, htmx)
             assert "larger than this site accepts" in await response.get_data(as_text=True)
-    upload = FileStorage(io.BytesIO(b"x" * (MAX_REQUEST_BYTES + 1)), filename="big.txt")
+    upload = FileStorage(io.BytesIO(b"x" * (LARGER_REQUESTS["/posts"] + 1)), filename="big.txt")
     response = await browser.client.post(
         "/posts", files={"body": upload}, headers={"X-CSRF-Token": world["token"]}
     )

@@ -16,6 +16,7 @@ from microblog.cli import build_parser
 from microblog.cli.common import CommandError
 from microblog.seed import DEMO_PASSWORD, SeedPlan, seed
 from microblog.seed_growth import Growth, GrowthError, grow
+from microblog.seed_pictures import PICTURED_PER
 from microblog.timelines import queries
 from tests.conftest import ROOT, post_ids
 
@@ -79,6 +80,30 @@ async def test_the_demo_looks_alive(transactions, pools, db):
     assert posts["most_liked"] >= 5  # the popular accounts' posts stand out
     assert await db.fetchval("SELECT count(*) FROM likes l JOIN posts p ON p.id = l.post_id "
                              "WHERE p.author_id = l.user_id") == 0  # fmt: skip
+
+
+async def test_some_posts_show_pictures_ready_to_serve_with_alt_text(
+    transactions, pools, db, browser
+):
+    demo = await seed(transactions, pools, PLAN, progress=False)
+    assert demo.pictured == PLAN.posts // PICTURED_PER
+    pictured = await db.fetch(
+        """
+        SELECT p.id, p.picture_count, count(pp.id) AS pictures,
+               bool_and(pp.state = 'ready' AND pp.alt <> '') AS ready
+        FROM posts p JOIN post_pictures pp ON pp.post_id = p.id GROUP BY p.id
+        """
+    )
+    assert len(pictured) == demo.pictured
+    assert all(row["picture_count"] == row["pictures"] and row["ready"] for row in pictured)
+    ids = [row["id"] for row in pictured]
+    others = "SELECT count(*) FROM posts WHERE picture_count > 0 AND id <> ALL($1::bigint[])"
+    assert not await db.fetchval(others, ids)
+    page = await browser.text(f"/posts/{pictured[0]['id']}")
+    [thumb] = re.findall(r'<img src="(/pictures/\d+/thumb)" alt="[^"]+"', page)[:1]
+    served = await browser.get(thumb)
+    assert served.status_code == 200
+    assert served.headers["Content-Type"] == "image/webp"
 
 
 async def test_seeding_again_adds_another_demo_beside_the_first(transactions, pools, db):

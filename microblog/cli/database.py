@@ -64,7 +64,8 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
                 print(
                     f"seeded {len(demo.user_ids)} users, {len(demo.post_ids)} posts, "
                     f"{demo.likes} likes, {demo.reposts} reposts, {demo.follows} follows, "
-                    f"{demo.blocks} blocks and {demo.mutes} mutes"
+                    f"{demo.blocks} blocks and {demo.mutes} mutes; "
+                    f"{demo.pictured} posts show pictures"
                 )
                 names = ", ".join(demo.usernames[:SHOWN_ACCOUNTS])
                 print(

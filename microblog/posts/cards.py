@@ -1,13 +1,13 @@
 """Post cards: the HTML of a post as timelines and threads show it, cached for every viewer it
 looks the same to.
 
-A card is known by everything it shows: the post's text, counts and author, its relative time
-("5m"), whether the viewer is logged in, has liked it, reposted it or wrote it, which accounts
-it mentions, and in a timeline who reposted it (and whether that was the viewer). Any change
-to any of these is another card, so a cached card is never stale; old cards simply expire.
-The hidden fields every form carries (the session's CSRF token, the page to come back to)
-differ per viewer and page: cards hold a placeholder for them, filled in when the page is put
-together.
+A card is known by everything it shows: the post's text, pictures (and whether each is
+ready), counts and author, its relative time ("5m"), whether the viewer is logged in, has
+liked it, reposted it or wrote it, which accounts it mentions, and in a timeline who reposted
+it (and whether that was the viewer). Any change to any of these is another card, so a cached
+card is never stale; old cards simply expire. The hidden fields every form carries (the
+session's CSRF token, the page to come back to) differ per viewer and page: cards hold a
+placeholder for them, filled in when the page is put together.
 
 Because a card can never be stale, each process keeps the cards it used lately in memory,
 and no instance needs to hear of another's writes. Only cards missing there are looked up in
@@ -70,6 +70,7 @@ def _shown(post: PostView, viewer: User | None, shown_time: str, variant: str) -
         viewer is not None and viewer.id == post.author_id,
         variant, tuple(post.mentioned), post.reposter_username, post.reposter_display_name,
         viewer is not None and viewer.username == post.reposter_username,
+        tuple(map(tuple, post.pictures)) if post.pictures else (),
     )  # fmt: skip
 
 

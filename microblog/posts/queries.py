@@ -36,6 +36,8 @@ class PostView:
     liked: bool
     reposted: bool
     mentioned: list[str]  # the lower-cased names of the accounts it mentions, sorted
+    # Its pictures in order, as (id, alt, state, thumb_width, thumb_height); None: it has none.
+    pictures: list[tuple] | None
     # Timelines only (timelines/queries.py): the entry's id, the post's own or its repost's,
     # and who reposted it, for a repost.
     entry_id: int | None = None
@@ -61,7 +63,11 @@ VIEW_COLUMNS = """
     (SELECT true FROM likes l WHERE l.user_id = $1 AND l.post_id = p.id) IS NOT NULL AS liked,
     (SELECT true FROM reposts r WHERE r.user_id = $1 AND r.post_id = p.id) IS NOT NULL
         AS reposted,
-    ARRAY(SELECT m.name FROM post_mentions m WHERE m.post_id = p.id ORDER BY m.name) AS mentioned
+    ARRAY(SELECT m.name FROM post_mentions m WHERE m.post_id = p.id ORDER BY m.name) AS mentioned,
+    CASE WHEN p.picture_count > 0 THEN ARRAY(
+        SELECT ROW(pp.id, pp.alt, pp.state, pp.thumb_width, pp.thumb_height)
+        FROM post_pictures pp WHERE pp.post_id = p.id ORDER BY pp.position
+    ) END AS pictures
 """
 # Threads leave out the posts of accounts the viewer ($1) has blocked, been blocked by or muted.
 SHOWN = "p.author_id NOT IN (SELECT * FROM hidden_from($1))"
@@ -80,8 +86,12 @@ async def create_post(
     tags: set[str],
     mentioned: set[str],
     in_reply_to: int | None = None,
+    picture_count: int = 0,
 ) -> int | None:
     """The new post's id, or None when the post it replies to does not exist.
+
+    A post of `picture_count` pictures (the caller adds them: post_pictures/queries.py) may
+    have an empty body.
 
     `mentioned` are the lower-cased names the body mentions; those that belong to an account
     are recorded as the post's mentions."""
@@ -95,10 +105,14 @@ async def create_post(
             return None
         changed(conn, REPLIES, in_reply_to)
     post_id = await conn.fetchval(
-        "INSERT INTO posts (author_id, body, in_reply_to) VALUES ($1, $2, $3) RETURNING id",
+        """
+        INSERT INTO posts (author_id, body, in_reply_to, picture_count) VALUES ($1, $2, $3, $4)
+        RETURNING id
+        """,
         author_id,
         body,
         in_reply_to,
+        picture_count,
     )
     if tags:
         await conn.execute(

@@ -6,9 +6,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from quart import Blueprint, Response, abort, redirect, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from microblog.blocks.queries import relation
-from microblog.jobs.queue import enqueue
+from microblog.jobs.queue import enqueue, enqueue_many
+from microblog.pictures import too_large
+from microblog.post_pictures.jobs import prepare_picture
+from microblog.post_pictures.queries import add_pictures
 from microblog.posts import queries
 from microblog.posts.cards import render_cards
 from microblog.posts.forms import NewPost
@@ -16,6 +20,7 @@ from microblog.posts.jobs import post_created, post_liked
 from microblog.posts.render import hashtags, mentions
 from microblog.users.sessions import current_user, login_required
 from microblog.web.db import connection, reading, transaction
+from microblog.web.errors import error_response
 from microblog.web.forms import local_path, referrer_path
 from microblog.web.htmx import html, is_htmx, render
 from microblog.web.pagination import cursor, page_of
@@ -34,9 +39,14 @@ DELETED = "deleted"  # the query parameter that says a post was just deleted
 async def create() -> Response:
     user = current_user()
     form = await request.form
-    post = NewPost.parse(form)
+    post = NewPost.parse(form, await request.files)
     next_path = local_path(form.get("next"))
     status = 422
+    uploads = post.pictures.uploads
+    if uploads and not post.errors:
+        status = await post.pictures.check()
+        if post.pictures.error:
+            post.errors["pictures"] = post.pictures.error
     if not post.errors:
         mentioned = mentions(post.body)
         async with transaction() as conn:
@@ -45,7 +55,13 @@ async def create() -> Response:
                 None
                 if barrier
                 else await queries.create_post(
-                    conn, user.id, post.body, hashtags(post.body), mentioned, post.in_reply_to
+                    conn,
+                    user.id,
+                    post.body,
+                    hashtags(post.body),
+                    mentioned,
+                    post.in_reply_to,
+                    picture_count=len(uploads),
                 )
             )
             if barrier:
@@ -53,22 +69,32 @@ async def create() -> Response:
             elif post_id is None:
                 post.errors["in_reply_to"] = "The post you are replying to does not exist."
             else:
+                if uploads:
+                    pictures = await add_pictures(conn, post_id, uploads)
+                    await enqueue_many(conn, prepare_picture, [{"picture_id": p} for p in pictures])
                 if post.in_reply_to or mentioned:  # someone to tell
                     await enqueue(conn, post_created, {"post_id": post_id})
                 view = await queries.post_view(conn, post_id, user.id)
                 parent = await _replied_to_on_its_page(conn, post.in_reply_to, user.id)
     if post.errors:
-        if is_htmx():
-            response = await html("_compose.html", status, post=post, next=next_path)
-            response.headers["HX-Retarget"] = "#compose"
-            response.headers["HX-Reswap"] = "outerHTML"
-            return response
-        return await html("compose.html", status, post=post, next=next_path)
+        return await _refused(post, status, next_path)
     if is_htmx():
         # A reply lands among the replies under the post it answers, as the thread shows them.
         card = await render_cards([view], user, in_thread=post.in_reply_to is not None)
         return await html("_post_created.html", card=card, post=view, parent=parent, next=next_path)
     return redirect(next_path, 303)
+
+
+@blueprint.errorhandler(RequestEntityTooLarge)
+async def larger_than_any_post(_error: RequestEntityTooLarge) -> Response:
+    """A post over the request limit (web/forms.py refuses it before any view runs), most
+    likely for a photo straight from a phone, is refused with the form all the same."""
+    if request.endpoint != "posts.create" or current_user() is None:
+        return await error_response(413)
+    post = NewPost(body="")
+    size = too_large(request.content_length, exactly=False)
+    post.errors["pictures"] = f"This post is larger than this site accepts. {size}"
+    return await _refused(post, 413, local_path(request.args.get("next")))
 
 
 @blueprint.route("/posts/<id:post_id>")
@@ -101,6 +127,16 @@ async def show(post_id: int) -> Response:
         reply=NewPost(body="", in_reply_to=post.id),
         **cards,
     )
+
+
+async def _refused(post: NewPost, status: int, next_path: str) -> Response:
+    """The form again, with what was wrong: in place of the form for htmx, else as a page."""
+    if is_htmx():
+        response = await html("_compose.html", status, post=post, next=next_path)
+        response.headers["HX-Retarget"] = "#compose"
+        response.headers["HX-Reswap"] = "outerHTML"
+        return response
+    return await html("compose.html", status, post=post, next=next_path)
 
 
 async def _reply_barrier(

@@ -18,6 +18,7 @@ from microblog.avatars.queries import AVATARS
 from microblog.cache.store import Cache
 from microblog.db.outage import DATABASE_OUTAGE
 from microblog.db.transactions import Duty
+from microblog.post_pictures.queries import PICTURES
 from microblog.posts.queries import LIKES, POSTS
 from microblog.reposts.queries import REPOSTS
 from microblog.users.queries import PROFILES
@@ -28,7 +29,7 @@ PAGE_KEY = "public-timeline:first-page"
 VERSION_KEY = "version:public-timeline"
 TTL = 30.0
 # Everything the page shows that a write can change.
-SHOWS = (POSTS, LIKES, REPOSTS, PROFILES, AVATARS)
+SHOWS = (POSTS, LIKES, REPOSTS, PROFILES, AVATARS, PICTURES)
 
 log = logging.getLogger(__name__)
 

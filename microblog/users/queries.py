@@ -111,7 +111,10 @@ async def user_by_id(conn: asyncpg.Connection, user_id: int) -> User | None:
 
 async def user_by_username(conn: asyncpg.Connection, username: str) -> User | None:
     row = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM users WHERE lower(username) = lower($1)", username
+        f"""
+        SELECT {COLUMNS} FROM users WHERE lower(username) = lower($1) AND deleted_at IS NULL
+        """,
+        username,
     )
     return _user(row)
 
@@ -120,7 +123,11 @@ async def password_hash_by_username(
     conn: asyncpg.Connection, username: str
 ) -> tuple[User, str] | None:
     row = await conn.fetchrow(
-        f"SELECT {COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1)", username
+        f"""
+        SELECT {COLUMNS}, password_hash FROM users
+        WHERE lower(username) = lower($1) AND deleted_at IS NULL
+        """,
+        username,
     )
     if row is None:
         return None

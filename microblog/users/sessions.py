@@ -35,7 +35,7 @@ View = TypeVar("View", bound=Callable[..., Awaitable[Any]])
 
 
 # Health checks and static files never need to know who is asking: no query for them.
-ANONYMOUS_BLUEPRINTS = frozenset({"health", "static_files", "pictures"})
+ANONYMOUS_BLUEPRINTS = frozenset({"health", "static_files", "pictures", "post_pictures"})
 
 
 def init_logins(app: Quart, known: KnownUsers, transactions: Transactions) -> None:

@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
-from quart import request
+from quart import Request, request
 
 # C0 controls other than tab, newline and carriage return, DEL, and lone surrogates: none of
 # them belong in a name, a password or a post, and NUL cannot even be stored in a text column.
 _FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _FORBIDDEN_IN_LINE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def requests_limited(larger: Mapping[str, int]) -> type[Request]:
+    """The app's requests, their bodies limited by MAX_CONTENT_LENGTH, but for POSTs to the
+    paths of `larger`, which may be as large as it says (a post with its pictures).
+
+    The limit is the request's from its first byte: Quart bounds the body as it arrives, and
+    by the limit the request was made with."""
+
+    class Limited(Request):
+        def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any):
+            limit = larger.get(path) if method == "POST" else None
+            if limit is not None:
+                kwargs["max_content_length"] = limit
+            super().__init__(method, scheme, path, *args, **kwargs)
+            if limit is not None:
+                self.max_content_length = limit  # the form parser's bound
+
+    return Limited
 
 
 async def read_body_first() -> None:
