@@ -7,7 +7,7 @@ Seeds a fresh database with `microblog seed` (on the embedded server unless --da
 names one), then runs each kind of search the way GET /search does (microblog/search/queries.py,
 on one pooled connection, prepared as the app's statements are), for an anonymous reader and
 for one who blocks and mutes, `--repeat` times each with terms drawn from the seed's own words
-and names. The target (issue 17): p95 under 100 ms at 1,000,000 posts and 100,000 users.
+and names. The target: p95 under 100 ms at 1,000,000 posts and 100,000 users.
 """
 
 from __future__ import annotations
