@@ -9,10 +9,11 @@ by `microblog db --replica` and PgBouncer in transaction mode run by `microblog 
    read, the choice counted) beside a bare loop, in one process; and what reading the primary's
    WAL position after a commit costs, on the committing connection or on the one it just freed.
 2. Replica: the logged-in home timeline and the anonymous public timeline under wrk, one
-   instance without a replica and one with it. The primary's CPU per request comes from /proc
-   (its postmaster and backends); the statements each server ran from its own counters,
-   pg_stat_database's xact_commit in the benchmark's database (each read outside a transaction
-   commits as one; the monitors' probes count too).
+   instance without a replica and one with it; the public timeline also with the shared cache
+   off, as every page that is not cached whole reads its timeline. The primary's CPU per
+   request comes from /proc (its postmaster and backends); the statements each server ran
+   from its own counters, pg_stat_database's xact_commit in the benchmark's database (each
+   read outside a transaction commits as one; the monitors' probes count too).
 3. PgBouncer: three instances of DB_POOL_SIZE 10 behind nginx, directly, through PgBouncer
    (pool of 10), and directly with the statement cache off as through PgBouncer: requests/s and
    the server's peak connection count meanwhile. Each instance runs within a CPU budget of its
@@ -117,18 +118,30 @@ def _replica_in_use(server: stack.Server) -> None:
         time.sleep(0.1)
 
 
+# The pages of the replica runs, and whether the shared cache is on. The anonymous public page
+# is cached whole in the shared cache, whose tables are UNLOGGED and so exist on the primary
+# only: with the cache, that page makes no timeline read at all. Without it, every request
+# reads its timeline, as a page that is not cached does.
+REPLICA_PAGES = [
+    *((page, path, logged_in, True) for page, path, logged_in in scale.PAGES["microblog"]),
+    ("public (anonymous), shared cache off", "/public", False, False),
+]
+
+
 def replica_runs(servers: Servers, sizes: options.Sizes, started: list, scratch: Path) -> list:
-    fleets = {
-        False: _fleet(started, 1, servers.primary_url, scratch)[0],
-        True: _fleet(
-            started, 1, servers.primary_url, scratch, REPLICA_DATABASE_URL=servers.replica_url
-        )[0],
-    }
-    cookie, _ = stack.session_cookie(fleets[False], servers.primary_url)
-    _replica_in_use(fleets[True])
+    def instance(with_replica: bool, cached: bool) -> stack.Server:
+        env = {"REPLICA_DATABASE_URL": servers.replica_url} if with_replica else {}
+        env |= {} if cached else {"CACHE": "off"}
+        return _fleet(started, 1, servers.primary_url, scratch, **env)[0]
+
+    fleets = {(r, c): instance(r, c) for r in (False, True) for c in (True, False)}
+    cookie, _ = stack.session_cookie(fleets[False, True], servers.primary_url)
+    for cached in (True, False):
+        _replica_in_use(fleets[True, cached])
     runs = []
-    for page, path, logged_in in scale.PAGES["microblog"]:
-        for with_replica, server in fleets.items():
+    for page, path, logged_in, cached in REPLICA_PAGES:
+        for with_replica in (False, True):
+            server = fleets[with_replica, cached]
             stack.log(f"{page}, {'with' if with_replica else 'without'} a replica ...")
             time.sleep(STATS_SETTLE)
             before = [

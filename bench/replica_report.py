@@ -96,6 +96,12 @@ def markdown(routing_us: dict, position_us: dict, replica: list, pooler: list, h
             f"(target ≥ 90%: {_verdict(with_.share >= 0.9)}); the primary's CPU per request "
             f"down **{down:.1f}x** (target ≥ 3x: {_verdict(down >= 3)})"
         )
+    lines.append(
+        "- The anonymous public page is cached whole in the shared cache, whose tables are "
+        "UNLOGGED and live on the primary only (a replica has none of them): with the cache on, "
+        "its requests make no timeline read to route, and what the primary runs is the cache's "
+        "lookups. The row with the shared cache off shows where its timeline reads go."
+    )
     lines += [
         "",
         f"| page | {options.INSTANCES} instances | req/s | p50 ms | p99 ms | errors | "

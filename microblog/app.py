@@ -97,6 +97,7 @@ def create_app(
     metrics.caches.watch("cards", card_stats)
     transactions = transactions_with_duties(settings, pools, cache)
     templates = init_templating(app)
+    hub = live or Hub(pools.primary)
     app.extensions[state.KEY] = state.AppState(
         settings=settings,
         pools=pools,
@@ -108,10 +109,11 @@ def create_app(
         templates=templates,
         local_cards=local_cards(),
         card_markup=markup_version(templates),
-        live=live or Hub(pools.primary),
+        live=hub,
         card_stats=card_stats,
         metrics=metrics,
     )
+    metrics.count_streams(lambda: hub.stream_count)
     app.url_map.converters["id"] = IdConverter
     app.url_map.converters["username"] = UsernameConverter
     app.url_map.strict_slashes = False

@@ -24,6 +24,7 @@ from microblog.notifications.queries import add
 from microblog.posts.queries import create_post
 from tests.conftest import Browser, make_post, make_user, wait_until
 from tests.sse import Message, Parser
+from tests.test_metrics import scrape, value
 
 EVENT_STREAM = {"Accept": "text/event-stream"}
 
@@ -493,3 +494,21 @@ async def test_a_lost_listener_connection_loses_no_event(live, db, make_browser)
 
 async def _listening(live: Hub) -> bool:
     return live._listening
+
+
+async def test_the_streams_open_are_a_gauge_of_the_process(live, db, make_browser):
+    reader = await make_user(db, "reader")
+    await ready(live)
+    reading, scraper = await signed_in(make_browser, reader), make_browser()
+
+    async def streams_open() -> float:
+        return value(await scrape(scraper.client), "microblog_live_streams")
+
+    assert await streams_open() == 0
+    async with opened(reading), opened(reading, "/events"):
+        assert await streams_open() == 2
+    await wait_until(lambda: _none_open(streams_open))
+
+
+async def _none_open(streams_open) -> bool:
+    return await streams_open() == 0

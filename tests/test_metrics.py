@@ -187,7 +187,9 @@ async def test_rate_limit_refusals_are_counted_by_rule(settings, pools):
     assert value(samples, "http_server_responses_total", status="429") == 2
 
 
-async def test_replica_lag_and_state_come_from_the_monitor(settings, replica, database_url):
+async def test_replica_lag_state_and_reads_come_from_the_monitor(
+    settings, replica, database_url, db
+):
     from microblog.db.pools import open_pools
 
     with_replica = dataclasses.replace(
@@ -203,8 +205,14 @@ async def test_replica_lag_and_state_come_from_the_monitor(settings, replica, da
                 return bool(samples.get("microblog_replica_lag_seconds"))
 
             await wait_until(probed)
+            writer = await make_user(db, "writer")
+            assert (await client.get(f"/@{writer.username}")).status_code == 200
             samples = await scrape(client)
     (name,) = {dict(labels)["replica"] for labels in samples["microblog_replica_up"]}
+    # The profile was read, and counted by where it went and why.
+    reads = samples["microblog_db_reads_total"]
+    assert sum(count for _, count in reads.items()) >= 1, reads
+    assert {dict(labels)["target"] for labels in reads} <= {name, "primary"}
     assert value(samples, "microblog_replica_up", replica=name) == 1
     assert value(samples, "microblog_replica_lag_seconds", replica=name) >= 0
     assert ("replica", name) in dict.fromkeys(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import asyncpg
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
@@ -94,6 +94,24 @@ class ReplicaCollector(Collector):
         yield up
         yield seconds
         yield bytes_
+        reads = CounterMetricFamily(
+            "microblog_db_reads",
+            "Reads of timelines and pages that may lag, by where they went (a replica's name or "
+            "primary) and why: replica, read_your_writes (no replica has replayed the reader's "
+            "last write), lagging, down, none_configured.",
+            labels=["target", "reason"],
+        )
+        for (target, reason), count in sorted(self.replicas.reads.items()):
+            reads.add_metric([target, str(reason)], count)
+        yield reads
+        failovers = CounterMetricFamily(
+            "microblog_replica_failovers",
+            "Reads that failed on the replica, which the primary then served.",
+            labels=["replica"],
+        )
+        for name, count in sorted(self.replicas.failovers.items()):
+            failovers.add_metric([name], count)
+        yield failovers
         yield GaugeMetricFamily(
             "microblog_replica_max_lag_seconds",
             "REPLICA_MAX_LAG: a replica further behind is not read from.",
@@ -129,3 +147,17 @@ class CacheCollector(Collector):
             for cache, total in sorted(totals.items()):
                 family.add_metric([cache], total)
             yield family
+
+
+class LiveStreamsCollector(Collector):
+    """Server-sent event streams open on this process (GET /events)."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self.count = count
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "microblog_live_streams",
+            "Live-update streams open on this process.",
+            value=self.count(),
+        )

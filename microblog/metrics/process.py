@@ -6,7 +6,7 @@ in one Python process, and each must count only its own requests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
@@ -15,6 +15,7 @@ from microblog.db.pools import Pools
 from microblog.metrics.collectors import (
     CacheCollector,
     InstanceInfo,
+    LiveStreamsCollector,
     PoolCollector,
     ReplicaCollector,
 )
@@ -46,6 +47,11 @@ class ProcessMetrics:
             self.caches,
         ):
             self.registry.register(collector)
+
+    def count_streams(self, count: Callable[[], int]) -> None:
+        """Export the number of live-update streams open, as `count()` tells it: the web side's
+        (a worker has none)."""
+        self.registry.register(LiveStreamsCollector(count))
 
     async def exposition(self) -> bytes:
         """The text a scrape gets; reads the queue's depth first if its snapshot is old."""
