@@ -12,7 +12,8 @@ adds to a request.
 
 Part 2, scraping: the exposition of a registry built like a process's (microblog/metrics/
 process.py: process collector, request and job metrics, caches) with realistic cardinality:
-every route template of the app, by the methods and status classes a busy instance sees, and
+every route template of the app, by the methods it answers and the status classes a busy
+instance sees (a method a route does not answer is a 405 counted under route="unmatched"), and
 every job kind. The pools' and replicas' collectors are left out: they need open pools and add
 a dozen gauges. Beside it, the same series in prometheus_client's own Histogram, the reason the
 request durations have a histogram of their own (microblog/metrics/histogram.py).
@@ -76,7 +77,8 @@ async def recording() -> tuple[float, float]:
     return statistics.median(bare_times), statistics.median(recorded_times)
 
 
-def _routes() -> list[str]:
+def _routes() -> dict[str, set[str]]:
+    """Each route template of the app and the methods it answers (HEAD with GET)."""
     from microblog.app import BLUEPRINTS
     from microblog.web.converters import IdConverter, UsernameConverter
 
@@ -84,7 +86,10 @@ def _routes() -> list[str]:
     app.url_map.converters.update(id=IdConverter, username=UsernameConverter)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
-    return sorted({rule.rule for rule in app.url_map.iter_rules()})
+    routes: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        routes.setdefault(rule.rule, set()).update(rule.methods or ())
+    return dict(sorted(routes.items()))
 
 
 def scraping() -> tuple[int, int, float, float]:
@@ -103,8 +108,10 @@ def scraping() -> tuple[int, int, float, float]:
         ("method", "route", "status_class"), buckets=OTEL_DURATION_BUCKETS,
         registry=client_registry,
     )  # fmt: skip
-    for route in routes:
+    for route, methods in routes.items():
         for method, status_class in SEEN:
+            if method not in methods:
+                continue  # a method a route does not answer is a 405 of no route
             status = int(status_class[0]) * 100
             http.observe(method, route, status, 0.02)
             client_histogram.labels(method, route, status_class).observe(0.02)
@@ -149,9 +156,9 @@ def main() -> None:
         f"| difference: what recording adds | {(recorded - bare) * 1e6:.2f} µs "
         f"({_verdict(recorded - bare < 30e-6)}) |",
         "",
-        f"Scraping, {series} request-duration series (every route template by the methods and "
-        f"status classes a busy instance sees, {size // 1024} KiB of text), with the process "
-        "collector, job and cache metrics:",
+        f"Scraping, {series} request-duration series (every route template by the methods it "
+        f"answers and the status classes a busy instance sees, {size // 1024} KiB of text), "
+        "with the process collector, job and cache metrics:",
         "",
         "| exposition | per scrape |",
         "|---|---|",

@@ -71,6 +71,36 @@ def with_database(url: str, name: str) -> str:
     return f"{scheme}://{authority}/{name}{sep}{query}"
 
 
+def seeded_database(
+    server_url: str,
+    template: str,
+    name: str,
+    seed: Callable[[asyncpg.Connection], Awaitable[None]],
+) -> Iterator[str]:
+    """A database of the migrated template filled by `seed`, for a module's EXPLAIN tests
+    (seeding takes seconds, so once a module); its URL, then dropped."""
+
+    async def run(sql: str, database: str = "postgres") -> None:
+        conn = await asyncpg.connect(with_database(server_url, database))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def create() -> None:
+        await run(f'DROP DATABASE IF EXISTS "{name}"')
+        await run(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        conn = await asyncpg.connect(with_database(server_url, name))
+        try:
+            await seed(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    yield with_database(server_url, name)
+    asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A PostgreSQL server for the whole session (any database on it).

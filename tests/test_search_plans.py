@@ -8,7 +8,6 @@ app, so its generic plan is checked too.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 
@@ -16,7 +15,7 @@ import asyncpg
 import pytest
 
 from microblog.search import queries
-from tests.conftest import with_database
+from tests.conftest import seeded_database
 from tests.test_timeline_plans import _nodes
 
 USERS, POSTS = 10_000, 100_000
@@ -64,27 +63,7 @@ async def _seed(db: asyncpg.Connection) -> None:
 
 @pytest.fixture(scope="module")
 def seeded_url(server_url, template_database):
-    name = f"search_plans_{os.getpid()}"
-
-    async def run(sql: str, database: str = "postgres") -> None:
-        conn = await asyncpg.connect(with_database(server_url, database))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    async def create() -> None:
-        await run(f'DROP DATABASE IF EXISTS "{name}"')
-        await run(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        conn = await asyncpg.connect(with_database(server_url, name))
-        try:
-            await _seed(conn)
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    yield with_database(server_url, name)
-    asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    yield from seeded_database(server_url, template_database, f"search_plans_{os.getpid()}", _seed)
 
 
 @pytest.fixture

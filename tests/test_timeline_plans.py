@@ -8,7 +8,6 @@ switch to after a few runs) are checked, since asyncpg prepares every statement.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 
@@ -17,7 +16,7 @@ import pytest
 
 from microblog.db.keyset import BIGINT_MAX
 from microblog.timelines import queries
-from tests.conftest import with_database
+from tests.conftest import seeded_database
 
 USERS, POSTS, REPOSTS = 10_000, 100_000, 10_000
 ROUNDS = 10  # posts and reposts are written in turns, so that their ids interleave
@@ -109,27 +108,9 @@ def seeded_url(server_url, template_database):
     Authors are as uneven as on a real site: user 1 writes about a sixth of all posts and most
     write a handful: a planner that assumes the average (ten) for every author goes wrong.
     """
-    name = f"timeline_plans_{os.getpid()}"
-
-    async def run(sql: str, database: str = "postgres") -> None:
-        conn = await asyncpg.connect(with_database(server_url, database))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    async def create() -> None:
-        await run(f'DROP DATABASE IF EXISTS "{name}"')
-        await run(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        conn = await asyncpg.connect(with_database(server_url, name))
-        try:
-            await _seed(conn)
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    yield with_database(server_url, name)
-    asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    yield from seeded_database(
+        server_url, template_database, f"timeline_plans_{os.getpid()}", _seed
+    )
 
 
 @pytest.fixture
