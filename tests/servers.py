@@ -118,8 +118,11 @@ class ReplicaServer:
         self.standby.start()
         self.standby.wait_accepting(READY_TIMEOUT)
 
-    def kill(self) -> None:
-        """SIGKILL to every process of the replica."""
+    async def kill(self) -> None:
+        """SIGKILL to every process of the replica, just after a restartpoint: its restart then
+        replays from there, seconds of WAL, rather than all the suite has written since the last
+        one (the databases it made and dropped), which can take longer than READY_TIMEOUT."""
+        await _fetchval(self.address.url("postgres"), "CHECKPOINT")
         self.standby.kill()
 
     async def pause_replay(self) -> None:

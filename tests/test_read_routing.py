@@ -188,7 +188,7 @@ async def test_a_replica_killed_under_a_read_hands_it_to_the_primary_then_rejoin
             assert await shown_on(browser, "/public") == [post_id]
             assert running.reads(Reason.REPLICA) == 1
 
-            replica.kill()
+            await replica.kill()
             assert await shown_on(browser, "/public") == [post_id], "the primary served it"
             assert pools.replicas.failovers[running.replica.name] == 1
             assert not running.replica.up

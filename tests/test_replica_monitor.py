@@ -123,7 +123,7 @@ async def test_reads_after_a_write_wait_for_the_replica_to_replay_it(replicas, r
 async def test_a_killed_replica_is_down_then_back_by_itself(replicas, replica, db):
     async with replicas.monitoring():
         await until(lambda: status(replicas).up)
-        replica.kill()
+        await replica.kill()
         await until(lambda: not status(replicas).up)
         down = status(replicas)
         assert down.error, "no reason given for being down"
