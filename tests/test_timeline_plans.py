@@ -22,6 +22,7 @@ USERS, POSTS, REPOSTS = 10_000, 100_000, 10_000
 ROUNDS = 10  # posts and reposts are written in turns, so that their ids interleave
 QUIET_READER = 9999  # follows 100 of the quietest authors
 BUSY_READER = 9998  # follows the 300 busiest
+FEW_READER = 9997  # follows 30, as many readers do
 
 
 async def _seed(db: asyncpg.Connection) -> None:
@@ -73,7 +74,8 @@ async def _seed(db: asyncpg.Connection) -> None:
     await db.execute(
         f"INSERT INTO follows (follower_id, followee_id) "
         f"SELECT {QUIET_READER}, g FROM generate_series(9000, 9099) g "
-        f"UNION ALL SELECT {BUSY_READER}, g FROM generate_series(1, 300) g"
+        f"UNION ALL SELECT {BUSY_READER}, g FROM generate_series(1, 300) g "
+        f"UNION ALL SELECT {FEW_READER}, g FROM generate_series(101, 130) g"
     )
     # Most people follow a few: a generic plan, guessing from that average, takes any reader
     # for one who follows a few, which a reader of hundreds is not.
@@ -272,8 +274,30 @@ async def test_the_newest_entries_serve_a_reader_of_busy_people_and_not_of_quiet
     author."""
     recent = "SELECT complete FROM home_timeline_recent($1, $2, $3, $4)"
     assert await seeded.fetchval(recent, BUSY_READER, BIGINT_MAX, PAGE, 4 * PAGE)
-    widest = 4 * (100 + 1)
+    widest = 2 * (100 + 1)
     assert not await seeded.fetchval(recent, QUIET_READER, BIGINT_MAX, PAGE, widest)
+
+
+async def _walks_run(db: asyncpg.Connection, viewer: int) -> dict[str, int]:
+    """How often a home page of `viewer` ran each walk, as PostgreSQL counts function calls."""
+    async with db.transaction():
+        await db.execute("SET LOCAL track_functions = 'pl'")
+        await db.fetch("SELECT * FROM home_timeline($1, $2, $3)", viewer, BIGINT_MAX, PAGE)
+        rows = await db.fetch(
+            "SELECT funcname, calls FROM pg_stat_xact_user_functions "
+            "WHERE funcname IN ('home_timeline_recent', 'home_timeline_by_author')"
+        )
+    return {row["funcname"]: row["calls"] for row in rows}
+
+
+async def test_a_reader_of_a_few_people_is_read_author_by_author_at_once(seeded):
+    """A window would cost them what reading some seventeen authors does, and seldom hold
+    their page (migration 0020)."""
+    assert await _walks_run(seeded, FEW_READER) == {"home_timeline_by_author": 1}
+
+
+async def test_a_reader_of_many_people_is_read_from_the_newest_entries(seeded):
+    assert await _walks_run(seeded, BUSY_READER) == {"home_timeline_recent": 1}
 
 
 async def test_the_seeded_timelines_return_full_pages(seeded):
