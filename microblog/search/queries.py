@@ -49,17 +49,23 @@ async def posts(
 
 
 # The query's trigrams are each an InitPlan, (SELECT ...): worked out once per search, where
-# a generic plan would call the function again for every candidate name. trigram_share is
-# worked out only for names that no word of the query starts (OR stops at its first true
-# argument), and is not part of the order: a prefix of a popular first name matches
-# thousands of people, and ranking them by their followers costs nothing per row.
+# a generic plan would call the function again for every candidate name. The share of them a
+# name has is worked out only for names that no word of the query starts (OR stops at its
+# first true argument), and is not part of the order: a prefix of a popular first name
+# matches thousands of people, and ranking them by their followers costs nothing per row.
+# The share is counted by a subquery here rather than by trigram_share (migration 0016, kept
+# for the instances of the release before this one during a deploy): a SQL function that
+# PostgreSQL cannot inline costs a call's set-up for every candidate, and a typo of a common
+# name has thousands; the subquery halves the search.
 PEOPLE = f"""
     SELECT {person_columns} FROM users u
     WHERE (
         (u.name_trigrams @> (SELECT name_prefix_trigrams($2))
          AND (SELECT cardinality(name_prefix_trigrams($2))) > 0)
         OR (u.name_trigrams && (SELECT name_inner_trigrams($2))
-            AND trigram_share(u.name_trigrams, (SELECT name_trigrams($2))) >= {SIMILAR})
+            AND (SELECT count(*) FROM unnest((SELECT name_trigrams($2))) AS t
+                 WHERE t = ANY (u.name_trigrams))
+                >= {SIMILAR} * (SELECT cardinality(name_trigrams($2))))
     ) AND u.id NOT IN (SELECT * FROM blocked_with($1))
     ORDER BY lower(u.username) = $2 DESC, starts_with(lower(u.username), $2) DESC,
         u.name_trigrams @> (SELECT name_prefix_trigrams($2)) DESC, u.follower_count DESC, u.id
