@@ -30,6 +30,7 @@ from microblog.notifications.routes import blueprint as notifications_blueprint
 from microblog.post_pictures.forms import MAX_POST_BYTES
 from microblog.post_pictures.routes import blueprint as post_pictures_blueprint
 from microblog.posts.cards import local_cards, markup_version
+from microblog.posts.compose import draw_blank_compose
 from microblog.posts.routes import blueprint as posts_blueprint
 from microblog.reposts.routes import blueprint as reposts_blueprint
 from microblog.search.routes import blueprint as search_blueprint
@@ -109,6 +110,7 @@ def create_app(
         templates=templates,
         local_cards=local_cards(),
         card_markup=markup_version(templates),
+        blank_compose=draw_blank_compose(templates),
         live=hub,
         card_stats=card_stats,
         metrics=metrics,

@@ -31,13 +31,11 @@ from microblog.posts import render
 from microblog.posts.queries import PostView
 from microblog.users.queries import User
 from microblog.web.state import state
-from microblog.web.templating import PageForms, page_forms, relative_time
+from microblog.web.templating import PLACEHOLDER_FORMS, relative_time, with_page_forms
 
 CARD_TTL = 600.0
 # Characters of card HTML each process keeps: some ten thousand cards.
 LOCAL_CARD_CHARACTERS = 16 * 1024 * 1024
-_FORM_FIELDS = "<!--form-fields-->"
-_PLACEHOLDER = PageForms(hidden=Markup("<!--form-fields-->"))
 
 # What draws a card: its templates and the code that turns a post's text into HTML; and
 # _timeline.html, which puts cards together into the public timeline's shared first page.
@@ -109,9 +107,7 @@ async def render_cards(
         found = await _shared_or_rendered(cache, lacking, viewer, focus, in_thread)
         cards.update(found)
         local.update(found)
-    page = "".join(cards[key] for key in shown)
-    # Our own escaped HTML, from a cache or just rendered, with this page's form fields.
-    return Markup(page.replace(_FORM_FIELDS, str(page_forms().hidden)))  # noqa: S704
+    return with_page_forms("".join(cards[key] for key in shown))
 
 
 async def _shared_or_rendered(
@@ -132,7 +128,7 @@ async def _shared_or_rendered(
         if html is None:
             body = render.render_body(post.body, set(post.mentioned))
             html = rendered[keys[shown]] = str(
-                card(post, body, viewer, _PLACEHOLDER, focus=focus, in_thread=in_thread)
+                card(post, body, viewer, PLACEHOLDER_FORMS, focus=focus, in_thread=in_thread)
             )
         found[shown] = html
     if cache:

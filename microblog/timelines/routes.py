@@ -11,7 +11,7 @@ from quart import Blueprint, Response, abort
 from microblog.blocks.queries import relation
 from microblog.follows.queries import is_following
 from microblog.posts.cards import render_cards
-from microblog.posts.forms import NewPost
+from microblog.posts.compose import blank_compose
 from microblog.posts.queries import PostView
 from microblog.posts.render import tag_key
 from microblog.timelines import public_cache, queries
@@ -73,7 +73,7 @@ async def home() -> Response:
         async with reading() as conn:
             fetched = await _fetch(conn, lambda c, b, n: queries.home(c, viewer.id, b, n))
         page = await _shown(fetched)
-    return await render("home.html", "_timeline_slot.html", compose=NewPost(body=""), **page)
+    return await render("home.html", "_timeline_slot.html", compose=blank_compose(), **page)
 
 
 @blueprint.route("/public")

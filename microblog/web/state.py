@@ -41,6 +41,7 @@ class AppState:
     # version of the code that draws them.
     local_cards: MutableMapping[tuple, str]
     card_markup: str
+    blank_compose: str  # the home page's empty compose form, drawn once (posts/compose.py)
     live: Hub  # the process's live streams, fed from the events table (live/hub.py)
     card_stats: CacheStats  # how often local_cards had the card a page needed
     metrics: ProcessMetrics  # this process's, shared with its job side in combined mode

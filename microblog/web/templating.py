@@ -86,6 +86,17 @@ def page_forms() -> PageForms:
     )
 
 
+# HTML drawn once for many pages (post cards, the blank compose form) carries this in place of
+# the page's form fields; with_page_forms puts them in.
+PLACEHOLDER_FORMS = PageForms(hidden=Markup("<!--form-fields-->"))
+_FORM_FIELDS = str(PLACEHOLDER_FORMS.hidden)
+
+
+def with_page_forms(drawn: str) -> Markup:
+    """HTML drawn with PLACEHOLDER_FORMS (our own, escaped), with this page's form fields."""
+    return Markup(drawn.replace(_FORM_FIELDS, str(page_forms().hidden)))  # noqa: S704
+
+
 def init_templating(app: Quart) -> Environment:
     """The app's templates, with what every template may use, for rendering without awaits."""
     app.jinja_env.globals.update(
