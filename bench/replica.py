@@ -15,8 +15,10 @@ by `microblog db --replica` and PgBouncer in transaction mode run by `microblog 
    from its own counters, pg_stat_database's xact_commit in the benchmark's database (each
    read outside a transaction commits as one; the monitors' probes count too).
 3. PgBouncer: three instances of DB_POOL_SIZE 10 behind nginx, directly, through PgBouncer
-   (pool of 10), and directly with the statement cache off as through PgBouncer: requests/s and
-   the server's peak connection count meanwhile. Each instance runs within a CPU budget of its
+   (pool of 10; the PgBouncer on PATH, with the instances' statement cache on where it keeps
+   prepared statements, 1.21 and later), and directly with the statement cache off as through
+   PgBouncer 1.18: requests/s and the server's peak connection count meanwhile.
+   Each instance runs within a CPU budget of its
    own (`--budget`, as bench/scale.py gives them), as if it had a core of its own on a larger
    machine: on 2 cores, PgBouncer, PostgreSQL, nginx and wrk would otherwise take the cores
    the instances run on, and the comparison would be of who gets the machine, not of what a
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +49,8 @@ import scale
 import stack
 from measure import Instance, measure
 from replica_report import DIRECT, POOLED, UNCACHED, PoolerRun, ReplicaRun, markdown
+
+from microblog.db.embedded_pooler import version_prepares
 
 DATABASE = "scalebench"
 CONNECTIONS = 8  # wrk's, per instance measured
@@ -215,6 +220,32 @@ class PeakConnections:
         self._thread.join()
 
 
+@dataclass(frozen=True)
+class Pooler:
+    """The PgBouncer on PATH, which `db --pgbouncer` runs."""
+
+    version: str
+    prepares: bool
+
+    @classmethod
+    def on_path(cls) -> Pooler:
+        program = shutil.which("pgbouncer")
+        answer = subprocess.run([program, "--version"], capture_output=True, text=True)
+        return cls(answer.stdout.split("\n", 1)[0], version_prepares(answer.stdout))
+
+    @property
+    def description(self) -> str:
+        if self.prepares:
+            return (
+                f"{self.version}: it keeps prepared statements (max_prepared_statements), so "
+                "the instances keep their statement cache through it (POOLER_PREPARED_STATEMENTS)"
+            )
+        return (
+            f"{self.version}: it keeps no prepared statements across its server connections "
+            "(1.21 and later do), so the instances' statement cache is off through it"
+        )
+
+
 def pooler_runs(
     primary_url: str,
     pooled_url: str,
@@ -222,6 +253,7 @@ def pooler_runs(
     started: list,
     scratch: Path,
     budget: tuple[cgroups.Budgets, float] | None,
+    prepares: bool,
 ) -> list[PoolerRun]:
     # The same server under another spelling of its URL: the app then keeps no session state,
     # the statement cache off included, as through PgBouncer, but talks to the server directly.
@@ -230,7 +262,11 @@ def pooler_runs(
     setups = {
         DIRECT: {},
         UNCACHED: {"DATABASE_DIRECT_URL": spelled_otherwise},
-        POOLED: {"DATABASE_URL": pooled_url, "DATABASE_DIRECT_URL": primary_url},
+        POOLED: {
+            "DATABASE_URL": pooled_url,
+            "DATABASE_DIRECT_URL": primary_url,
+            "POOLER_PREPARED_STATEMENTS": "on" if prepares else "off",
+        },
     }
     runs = []
     for setup, env in setups.items():
@@ -275,6 +311,7 @@ def main() -> int:
     if args.database_url:
         raise SystemExit("bench/replica.py makes its own servers: --database-url does not apply")
     stack.require("wrk", "nginx", "pgbouncer")
+    pgbouncer = Pooler.on_path()
     # Reads routed, and transactions committed, per round: a round of each takes a second or two.
     count, rounds = (2_000, 3) if args.quick else (2_000, 9)
     load = os.getloadavg()
@@ -307,14 +344,17 @@ def main() -> int:
         position_us = asyncio.run(replica_micro.position_cost(primary_url, count, rounds))
         replica = replica_runs(servers, sizes, started, scratch)
         budget = (made, args.budget) if made else None
-        pooler = pooler_runs(primary_url, pooled_url, sizes, started, scratch, budget)
+        pooler = pooler_runs(
+            primary_url, pooled_url, sizes, started, scratch, budget, pgbouncer.prepares
+        )
     head = (
         f"`{report.command_line(sys.argv)}` on {os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {sizes.users:,} users, "
         f"{sizes.posts:,} posts, {sizes.follows:,} follows; wrk -t2, {CONNECTIONS} connections "
         f"per instance, {sizes.seconds} s per run after a warm-up. The machine's load average "
         f"(1, 5, 15 min) at the start: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}; the whole "
-        f"run took {time.monotonic() - began:.0f} s. PgBouncer's runs: {budget_line}."
+        f"run took {time.monotonic() - began:.0f} s. {pgbouncer.description}. PgBouncer's "
+        f"runs: {budget_line}."
     )
     text = markdown(routing_us, position_us, replica, pooler, head)
     report.publish(text, args.write)

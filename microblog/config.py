@@ -54,6 +54,13 @@ class Settings:
         "Unset: DATABASE_URL.",
         repr=False,
     )
+    pooler_prepared_statements: bool = _setting(
+        "POOLER_PREPARED_STATEMENTS",
+        parsers.switch,
+        False,
+        "on or off. On: the PgBouncer that DATABASE_URL names is 1.21 or later with "
+        "max_prepared_statements set, so pooled connections keep their statement cache.",
+    )
     replica_database_urls: tuple[str, ...] = _setting(
         "REPLICA_DATABASE_URL",
         parsers.postgres_urls,
@@ -255,6 +262,14 @@ class Settings:
         if self.database_direct_url and not self.database_url:
             raise SettingsError(
                 "DATABASE_DIRECT_URL", "is set without DATABASE_URL, whose server it must name"
+            )
+        if self.pooler_prepared_statements and self.database_direct_url in (
+            None,
+            self.database_url,
+        ):
+            raise SettingsError(
+                "POOLER_PREPARED_STATEMENTS",
+                "is on, but DATABASE_DIRECT_URL does not name the server behind a pooler",
             )
         primary = {self.database_url, self.database_direct_url} - {None}
         if primary & set(self.replica_database_urls):

@@ -56,6 +56,8 @@ def test_defaults_without_any_variable(tmp_path, monkeypatch):
         ("REPLICA_MAX_LAG", "a while", "duration"),
         ("DATABASE_DIRECT_URL", "pgbouncer:6432", "postgresql://"),
         ("DATABASE_DIRECT_URL", "postgresql://db:5432/app", "without DATABASE_URL"),
+        ("POOLER_PREPARED_STATEMENTS", "yes please", "on or off"),
+        ("POOLER_PREPARED_STATEMENTS", "on", "does not name the server behind a pooler"),
         ("PUBLIC_ORIGIN", "microblog.example", "https://"),
         ("PUBLIC_ORIGIN", "ftp://microblog.example", "https://"),
         ("PUBLIC_ORIGIN", "https://microblog.example/blog", "no path"),
@@ -217,3 +219,18 @@ def test_resolved_urls_send_sessions_to_the_primary_itself_and_keep_passwords_ou
     assert urls.for_sessions(urls.cache) == urls.cache, "a database of its own is used as given"
     assert "hunter2" not in repr(urls)
     assert not dataclasses.replace(urls, direct=urls.primary).through_pooler
+
+
+def test_pooler_prepared_statements_go_with_a_pooler():
+    pooled = {
+        "DATABASE_URL": "postgresql://pgbouncer:6432/app",
+        "DATABASE_DIRECT_URL": "postgresql://db/app",
+    }
+    assert not Settings.from_env(pooled).pooler_prepared_statements
+    prepared = Settings.from_env({**pooled, "POOLER_PREPARED_STATEMENTS": "on"})
+    assert prepared.pooler_prepared_statements
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(
+            {"DATABASE_URL": "postgresql://db/app", "POOLER_PREPARED_STATEMENTS": "on"}
+        )
+    assert raised.value.variable == "POOLER_PREPARED_STATEMENTS"

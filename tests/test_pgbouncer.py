@@ -185,3 +185,30 @@ async def test_the_connection_budget_leaves_pooled_connections_to_pgbouncer(
         with caplog.at_level(logging.WARNING, logger="microblog.runtime"):
             await warn_about_connection_budget(greedy, pooled)
     assert "connection budget exceeded" not in caplog.text
+
+
+def _spelled_otherwise(url: str) -> str:
+    """The same server under another URL: the pools take DATABASE_URL for a pooler."""
+    return url + ("&" if "?" in url else "?") + "target_session_attrs=any"
+
+
+@pytest.mark.parametrize("prepares", [False, True], ids=["off", "on"])
+async def test_pooler_prepared_statements_keep_the_statement_cache(
+    settings, database_url, prepares
+):
+    """PgBouncer 1.21 and later prepares a client's statements again on whichever server
+    connection runs them; with POOLER_PREPARED_STATEMENTS on the pools then keep asyncpg's
+    cache, and what they prepare is named in the server's session."""
+    pooled = dataclasses.replace(
+        settings,
+        database_url=_spelled_otherwise(database_url),
+        database_direct_url=database_url,
+        pooler_prepared_statements=prepares,
+    )
+    async with (
+        open_pools(pooled, application_name="prepared statements test") as pools,
+        pools.primary.acquire() as conn,
+    ):
+        assert await conn.fetchval("SELECT $1::int + 1", 41) == 42
+        named = await conn.fetchval("SELECT count(*) FROM pg_prepared_statements")
+    assert (named > 0) is prepares

@@ -6,6 +6,8 @@ takes connections it writes `env` there, the settings a process needs to go thro
 prints the pooled URL:
 
     DATABASE_URL=<through PgBouncer>  DATABASE_DIRECT_URL=<the embedded server itself>
+    POOLER_PREPARED_STATEMENTS=on with PgBouncer 1.21 or later (it then keeps prepared
+    statements, max_prepared_statements), else off
 
 Like the embedded server it asks no password and serves this machine only. PgBouncer refuses
 to run as root: started by root, it runs as pgserver's system user, as PostgreSQL does.
@@ -19,6 +21,7 @@ once, and the instances still draining their requests need both.
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 import shutil
 import signal
@@ -63,7 +66,27 @@ STOP_GRACE = 30.0
 CONNECTED = "03"
 
 
-def pgbouncer_config(primary: PostmasterFile, socket_dir: Path, folder: Path) -> str:
+# The first PgBouncer to prepare a client's statements again on whichever server connection
+# runs them (max_prepared_statements), so that pooled clients may keep a statement cache.
+PREPARES_FROM = (1, 21)
+PREPARED_STATEMENTS = 200  # per server connection: more than the app's statement cache holds
+
+
+def prepares_statements(program: str) -> bool:
+    answer = subprocess.run([program, "--version"], capture_output=True, text=True, check=False)
+    return version_prepares(answer.stdout)
+
+
+def version_prepares(version: str) -> bool:
+    """Whether the PgBouncer that answered --version so ("PgBouncer 1.24.1" first) is
+    PREPARES_FROM or later."""
+    found = re.match(r"PgBouncer (\d+)\.(\d+)", version)
+    return found is not None and tuple(map(int, found.groups())) >= PREPARES_FROM
+
+
+def pgbouncer_config(
+    primary: PostmasterFile, socket_dir: Path, folder: Path, *, prepares: bool
+) -> str:
     return (
         # Every database of the embedded server, under its own name.
         "[databases]\n"
@@ -75,6 +98,7 @@ def pgbouncer_config(primary: PostmasterFile, socket_dir: Path, folder: Path) ->
         "pool_mode = transaction\n"
         f"default_pool_size = {POOL_SIZE}\nmax_client_conn = {MAX_CLIENTS}\n"
         f"logfile = {folder / 'log'}\npidfile = {folder / 'pid'}\n"
+        + (f"max_prepared_statements = {PREPARED_STATEMENTS}\n" if prepares else "")
     )
 
 
@@ -99,13 +123,19 @@ async def run_pgbouncer_in_foreground(data_dir: Path) -> None:
         prepare_folder(folder, user)
         socket_dir = socket_dir_for(folder, user, PORT)
         config = folder / "pgbouncer.ini"
-        config.write_text(pgbouncer_config(primary, socket_dir, folder))
+        prepares = prepares_statements(program)
+        config.write_text(pgbouncer_config(primary, socket_dir, folder, prepares=prepares))
         if user is not None:
             shutil.chown(config, user)
         pooled = f"postgresql://microblog@/{DATABASE_NAME}?host={socket_dir}&port={PORT}"
         process = _start(program, config, user)
         try:
-            await _serve(process, pooled, primary_url(primary, DATABASE_NAME), folder, stop)
+            settings = {
+                "DATABASE_URL": pooled,
+                "DATABASE_DIRECT_URL": primary_url(primary, DATABASE_NAME),
+                "POOLER_PREPARED_STATEMENTS": "on" if prepares else "off",
+            }
+            await _serve(process, settings, folder, stop)
         finally:
             (folder / ENV_FILE).unlink(missing_ok=True)
             await _clients_gone(socket_dir / f".s.PGSQL.{PORT}", process)
@@ -113,8 +143,9 @@ async def run_pgbouncer_in_foreground(data_dir: Path) -> None:
 
 
 async def _serve(
-    process: subprocess.Popen, pooled: str, direct: str, folder: Path, stop: asyncio.Event
+    process: subprocess.Popen, settings: dict[str, str], folder: Path, stop: asyncio.Event
 ) -> None:
+    pooled = settings["DATABASE_URL"]
     deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
     while not await _takes_connections(pooled):
         _check_running(process, folder)
@@ -124,7 +155,6 @@ async def _serve(
             )
         if await stopped_within(stop, POLL_INTERVAL):
             return
-    settings = {"DATABASE_URL": pooled, "DATABASE_DIRECT_URL": direct}
     write_atomically(
         folder / ENV_FILE,
         "".join(f"export {name}={shlex.quote(url)}\n" for name, url in settings.items()),

@@ -41,6 +41,9 @@ class DatabaseUrls:
     queue: str
     cache: str
     replicas: tuple[str, ...]
+    # The pooler keeps prepared statements across its server connections (PgBouncer 1.21's
+    # max_prepared_statements): the pools keep their statement cache through it.
+    pooler_prepares: bool = False
 
     @property
     def through_pooler(self) -> bool:
@@ -108,6 +111,7 @@ async def resolve_database_urls(
         queue=settings.queue_database_url or primary,
         cache=settings.cache_database_url or primary,
         replicas=replicas,
+        pooler_prepares=settings.pooler_prepared_statements,
     )
     return urls, embedded
 
@@ -161,6 +165,7 @@ async def open_pool(
     size: int,
     application_name: str,
     through_pooler: bool = False,
+    pooler_prepares: bool = False,
     lazy: bool = False,
 ) -> AsyncIterator[asyncpg.Pool]:
     """A pool of up to `size` connections; `lazy` opens none until the first is wanted, so a
@@ -181,9 +186,11 @@ async def open_pool(
             timeout=CONNECT_TIMEOUT,
             server_settings=server_settings,
             # Named prepared statements live in one server session, which a transaction-mode
-            # pooler hands to another client after every transaction. Without the cache,
-            # asyncpg sends each statement unnamed, parsed again in the round trip that runs it.
-            statement_cache_size=0 if through_pooler else 100,
+            # pooler hands to another client after every transaction, unless the pooler
+            # prepares them again wherever they run (PgBouncer 1.21 and later). Without the
+            # cache, asyncpg sends each statement unnamed, parsed again in the round trip that
+            # runs it.
+            statement_cache_size=100 if pooler_prepares or not through_pooler else 0,
             reset=_keep_session,
         )
     except CONNECT_ERRORS as error:
@@ -228,6 +235,7 @@ async def open_pools(settings: Settings, *, application_name: str) -> AsyncItera
                     size=settings.db_pool_size,
                     application_name=application_name,
                     through_pooler=urls.through_pooler,
+                    pooler_prepares=urls.pooler_prepares,
                     lazy=lazy,
                 )
             )
