@@ -27,6 +27,7 @@ GUIDES = sorted(DOCS.glob("*.md"))
 NOT_SETTINGS = {
     "SHIV_ROOT": "where the .pyz unpacks itself (shiv's own variable)",
     "PWD": "the shell's working directory, in nginx command lines",
+    "PATH": "where the shell finds programs, a newer PgBouncer first",
 }
 # Names of code the guides point at: each must exist in its module.
 CODE_NAMES = {"JOB_KINDS": microblog.background, "DATABASE_OUTAGE": microblog.db.outage}
