@@ -17,7 +17,8 @@ by `microblog db --replica` and PgBouncer in transaction mode run by `microblog 
 3. PgBouncer: three instances of DB_POOL_SIZE 10 behind nginx, directly, through PgBouncer
    (pool of 10; the PgBouncer on PATH, with the instances' statement cache on where it keeps
    prepared statements, 1.21 and later), and directly with the statement cache off as through
-   PgBouncer 1.18: requests/s and the server's peak connection count meanwhile.
+   PgBouncer 1.18: requests/s and the server's peak connection count meanwhile, each setup
+   three times, taking turns, and the median round shown.
    Each instance runs within a CPU budget of its
    own (`--budget`, as bench/scale.py gives them), as if it had a core of its own on a larger
    machine: on 2 cores, PgBouncer, PostgreSQL, nginx and wrk would otherwise take the cores
@@ -28,6 +29,7 @@ by `microblog db --replica` and PgBouncer in transaction mode run by `microblog 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -54,6 +56,8 @@ from microblog.db.embedded_pooler import version_prepares
 
 DATABASE = "scalebench"
 CONNECTIONS = 8  # wrk's, per instance measured
+POOLER_ROUNDS = 3
+PAGES = scale.PAGES["microblog"]
 # Backends report their counts to pg_stat_database at most once a second while busy, and
 # within ten seconds once idle: each count is read after that.
 STATS_SETTLE = 11.0
@@ -254,7 +258,10 @@ def pooler_runs(
     scratch: Path,
     budget: tuple[cgroups.Budgets, float] | None,
     prepares: bool,
+    rounds: int,
 ) -> list[PoolerRun]:
+    """Each setup's runs, made `rounds` times taking turns (one run of a setup says little on
+    a machine of 2 cores); for each page the median round."""
     # The same server under another spelling of its URL: the app then keeps no session state,
     # the statement cache off included, as through PgBouncer, but talks to the server directly.
     spelled_otherwise = primary_url.replace("?host=", f"?port={_port(primary_url)}&host=")
@@ -269,16 +276,20 @@ def pooler_runs(
         },
     }
     runs = []
-    for setup, env in setups.items():
+    for turn, (setup, given) in enumerate(list(setups.items()) * rounds):
+        env = dict(given)
         url = env.pop("DATABASE_URL", primary_url)
+        stack.log(f"round {turn // len(setups) + 1} of {rounds}: {setup} ...")
         servers = _fleet(started, options.INSTANCES, url, scratch, **env)
         made, cores = budget if budget else (None, None)
-        instances = scale.fleet(servers, setup.replace(" ", "-").replace(",", ""), made)
+        # A group of its own each round: the last round's are still there, emptied.
+        group = f"{setup.replace(' ', '-').replace(',', '')}-{turn // len(setups) + 1}"
+        instances = scale.fleet(servers, group, made)
         for instance in instances:
             if instance.group:
                 instance.group.limit(cores)
         cookie, _ = stack.session_cookie(servers[0], primary_url)
-        for page, path, logged_in in scale.PAGES["microblog"]:
+        for page, path, logged_in in PAGES:
             stack.log(f"{page}, {setup}, {options.INSTANCES} instances ...")
             with (
                 stack.nginx(servers, scratch / "site") as front,
@@ -290,7 +301,20 @@ def pooler_runs(
                 )  # fmt: skip
             runs.append(PoolerRun(setup, page, measured, peak.pooled, peak.listening))
         _stop(servers)
-    return runs
+    return [_median_round(runs, setup, page) for setup in setups for page, *_ in PAGES]
+
+
+def _median_round(runs: list[PoolerRun], setup: str, page: str) -> PoolerRun:
+    """The round with the median rate of a setup's page, with the peak connections of all."""
+    mine = sorted(
+        (r for r in runs if (r.setup, r.page) == (setup, page)),
+        key=lambda r: r.measured.report.requests_per_second,
+    )
+    return dataclasses.replace(
+        mine[len(mine) // 2],
+        pooled=max(r.pooled for r in mine),
+        listening=max(r.listening for r in mine),
+    )
 
 
 def _port(url: str) -> int:
@@ -345,13 +369,16 @@ def main() -> int:
         replica = replica_runs(servers, sizes, started, scratch)
         budget = (made, args.budget) if made else None
         pooler = pooler_runs(
-            primary_url, pooled_url, sizes, started, scratch, budget, pgbouncer.prepares
-        )
+            primary_url, pooled_url, sizes, started, scratch, budget, pgbouncer.prepares,
+            rounds=1 if args.quick else POOLER_ROUNDS,
+        )  # fmt: skip
     head = (
         f"`{report.command_line(sys.argv)}` on {os.cpu_count()} cores, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {sizes.users:,} users, "
         f"{sizes.posts:,} posts, {sizes.follows:,} follows; wrk -t2, {CONNECTIONS} connections "
-        f"per instance, {sizes.seconds} s per run after a warm-up. The machine's load average "
+        f"per instance, {sizes.seconds} s per run after a warm-up; PgBouncer's setups "
+        f"{1 if args.quick else POOLER_ROUNDS} times each, taking turns, and each one's median "
+        "round shown. The machine's load average "
         f"(1, 5, 15 min) at the start: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}; the whole "
         f"run took {time.monotonic() - began:.0f} s. {pgbouncer.description}. PgBouncer's "
         f"runs: {budget_line}."
