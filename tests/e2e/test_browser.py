@@ -145,11 +145,13 @@ def sign_up(page: Page, site: str, username: str, display_name: str | None = Non
 
 
 def post_with_htmx(page: Page, body: str) -> None:
-    """Post from the home page and wait for htmx to put the post at the top of the timeline."""
+    """Post from the home page and wait for htmx to put the post at the top of the timeline,
+    and to settle it: a key pressed on the new post's forms before then submits a plain form."""
     page.fill("#body", body)
     page.get_by_role("button", name="Post", exact=True).click()
     expect(page.locator("#timeline article.post").first).to_contain_text(body)
     expect(page.locator("#body")).to_have_value("")  # the form came back empty, out of band
+    settled(page)
 
 
 def like_button(page: Page, text: str):
