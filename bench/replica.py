@@ -52,7 +52,7 @@ import stack
 from measure import Instance, measure
 from replica_report import DIRECT, POOLED, UNCACHED, PoolerRun, ReplicaRun, markdown
 
-from microblog.db.embedded_pooler import version_prepares
+from microblog.db.embedded_pooler import pgbouncer_version, version_prepares
 
 DATABASE = "scalebench"
 CONNECTIONS = 8  # wrk's, per instance measured
@@ -233,9 +233,8 @@ class Pooler:
 
     @classmethod
     def on_path(cls) -> Pooler:
-        program = shutil.which("pgbouncer")
-        answer = subprocess.run([program, "--version"], capture_output=True, text=True)
-        return cls(answer.stdout.split("\n", 1)[0], version_prepares(answer.stdout))
+        version = pgbouncer_version(shutil.which("pgbouncer"))
+        return cls(version, version_prepares(version))
 
     @property
     def description(self) -> str:
@@ -279,11 +278,12 @@ def pooler_runs(
     for turn, (setup, given) in enumerate(list(setups.items()) * rounds):
         env = dict(given)
         url = env.pop("DATABASE_URL", primary_url)
-        stack.log(f"round {turn // len(setups) + 1} of {rounds}: {setup} ...")
+        number = turn // len(setups) + 1
+        stack.log(f"round {number} of {rounds}: {setup} ...")
         servers = _fleet(started, options.INSTANCES, url, scratch, **env)
         made, cores = budget if budget else (None, None)
         # A group of its own each round: the last round's are still there, emptied.
-        group = f"{setup.replace(' ', '-').replace(',', '')}-{turn // len(setups) + 1}"
+        group = f"{setup.replace(' ', '-').replace(',', '')}-{number}"
         instances = scale.fleet(servers, group, made)
         for instance in instances:
             if instance.group:

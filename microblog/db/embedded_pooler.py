@@ -72,9 +72,10 @@ PREPARES_FROM = (1, 21)
 PREPARED_STATEMENTS = 200  # per server connection: more than the app's statement cache holds
 
 
-def prepares_statements(program: str) -> bool:
+def pgbouncer_version(program: str) -> str:
+    """The first line of what `program --version` says: "PgBouncer 1.24.1"."""
     answer = subprocess.run([program, "--version"], capture_output=True, text=True, check=False)
-    return version_prepares(answer.stdout)
+    return answer.stdout.split("\n", 1)[0]
 
 
 def version_prepares(version: str) -> bool:
@@ -123,7 +124,7 @@ async def run_pgbouncer_in_foreground(data_dir: Path) -> None:
         prepare_folder(folder, user)
         socket_dir = socket_dir_for(folder, user, PORT)
         config = folder / "pgbouncer.ini"
-        prepares = prepares_statements(program)
+        prepares = version_prepares(pgbouncer_version(program))
         config.write_text(pgbouncer_config(primary, socket_dir, folder, prepares=prepares))
         if user is not None:
             shutil.chown(config, user)
