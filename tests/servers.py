@@ -137,7 +137,8 @@ class ReplicaServer:
     async def primary_position(self) -> Lsn:
         # The insert position, as read-your-writes records it: past every record written so far,
         # including those still in the primary's WAL buffers.
-        return Lsn(await _fetchval(self.primary_url, "SELECT pg_current_wal_insert_lsn()"))
+        insert = Lsn(await _fetchval(self.primary_url, "SELECT pg_current_wal_insert_lsn()"))
+        return insert.as_replayed()
 
     async def wait_replayed(self, position: Lsn | None = None, within: float = 10.0) -> Lsn:
         """Until the replica has replayed `position` (default: the primary's position now)."""

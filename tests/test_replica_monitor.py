@@ -68,6 +68,17 @@ async def test_the_replay_position_follows_writes_on_the_primary(
     assert replicas.choose(written).reason is Reason.REPLICA
 
 
+async def test_a_primary_whose_wal_ends_on_a_page_boundary_is_caught_up_with(replica, db):
+    # After a WAL switch the insert position is past the next segment's page header, where no
+    # record ends: a replica that has replayed everything reports the segment's start.
+    await write(db, replica)
+    await db.execute("SELECT pg_switch_wal()")
+    on_boundary = Lsn(await db.fetchval("SELECT pg_current_wal_insert_lsn()"))
+    assert on_boundary.as_replayed() < on_boundary, "the switch left the position mid-page"
+    replayed = await replica.wait_replayed(within=5.0)
+    assert replayed >= on_boundary.as_replayed()
+
+
 async def test_paused_replay_is_lag_only_while_the_primary_has_newer_wal(replicas, replica, db):
     await write(db, replica)
     await replica.wait_replayed()

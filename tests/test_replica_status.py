@@ -56,6 +56,22 @@ def test_a_position_fits_a_cookie_as_a_plain_number():
     assert Lsn(json.loads(json.dumps(position))) == position
 
 
+@pytest.mark.parametrize(
+    ("insert", "replayed"),
+    [
+        ("1/2000", "1/2000"),  # nothing can be at a page's start but its header: kept as it is
+        ("1/2018", "1/2000"),  # just past a page's short header: the record before ends at 1/2000
+        ("1/2020", "1/2020"),  # a record ends inside the page
+        ("1/1000028", "1/1000000"),  # just past the long header of a segment's first page
+        ("1/1000018", "1/1000018"),  # a segment's first page: 24 bytes are inside its header
+        ("1/5018", "1/5018"),  # 4 KB into a page: not a boundary
+        ("0/28", "0/0"),
+    ],
+)
+def test_an_insert_position_just_past_a_page_header_is_replayed_at_the_page_start(insert, replayed):
+    assert Lsn.parse(insert).as_replayed() == Lsn.parse(replayed)
+
+
 @pytest.mark.parametrize("text", ["", "16", "16/", "G/1", "1/2/3", "123456789/0", " /1"])
 def test_a_malformed_position_is_refused(text):
     with pytest.raises(ValueError, match="WAL position"):

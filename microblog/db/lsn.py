@@ -11,6 +11,12 @@ import re
 
 _TEXT = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
 _LIMIT = 1 << 64
+# PostgreSQL's defaults (wal_block_size, wal_segment_size) and the page headers' sizes on a
+# 64-bit build: the first page of a segment has the long header, every other page the short one.
+_WAL_PAGE = 8192
+_WAL_SEGMENT = 16 * 1024 * 1024
+_LONG_HEADER = 40
+_SHORT_HEADER = 24
 
 
 class Lsn(int):
@@ -38,3 +44,15 @@ class Lsn(int):
 
     def __repr__(self) -> str:
         return f"Lsn('{self}')"
+
+    def as_replayed(self) -> Lsn:
+        """This insert position as a replica reports it once it has replayed every record before.
+
+        When the last record ends on a page boundary, pg_current_wal_insert_lsn() points past the
+        next page's header, where the next record will start, but pg_last_wal_replay_lsn() stops at
+        the boundary until that record is written: waiting for the insert position as it is would
+        wait for a write that may never come.
+        """
+        in_page = self % _WAL_PAGE
+        header = _LONG_HEADER if self % _WAL_SEGMENT == in_page else _SHORT_HEADER
+        return Lsn(self - header) if in_page == header else self

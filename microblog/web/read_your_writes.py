@@ -63,7 +63,7 @@ def follow_writes(app: Quart, transactions: Transactions, *, carries: Callable[[
 async def _position_now() -> Lsn:
     try:
         async with acquire(state().pools.primary, ACQUIRE_TIMEOUT) as conn:
-            return Lsn(await conn.fetchval(POSITION_NOW))
+            return Lsn(await conn.fetchval(POSITION_NOW)).as_replayed()
     except DATABASE_OUTAGE as error:  # the write has committed: its request must not fail now
         log.warning("WAL position after a commit unknown", extra={"error": type(error).__name__})
         return UNKNOWN
