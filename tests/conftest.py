@@ -101,6 +101,21 @@ def seeded_database(
     asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
+# A folder shared by every worker of one run (pytest-xdist starts them after this hook, and
+# they inherit the environment), for what is made once per run, such as the built .pyz.
+SHARED_FOLDER = "PYTEST_MICROBLOG_SHARED_FOLDER"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the run itself, not one of its workers
+        os.environ[SHARED_FOLDER] = tempfile.mkdtemp(prefix="microblog-tests-shared-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ.pop(SHARED_FOLDER), ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A PostgreSQL server for the whole session (any database on it).

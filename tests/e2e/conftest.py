@@ -11,6 +11,7 @@ Run them alone with `pytest -m process`, or skip them with `pytest -m "not proce
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ import httpx
 import pytest
 
 from microblog.config import documented_variables
+from tests.conftest import SHARED_FOLDER
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -256,9 +258,10 @@ class Launcher:
 def scratch() -> Iterator[Path]:
     """A folder for everything the embedded PostgreSQL must reach, outside pytest's basetemp.
 
-    As root, PostgreSQL runs as its own user and needs its binaries (unpacked under SHIV_ROOT)
-    and its data folder reachable; pytest tightens /tmp/pytest-of-<user> back to 0700 whenever
-    another session starts, which would cut running servers off from both.
+    As root, PostgreSQL runs as its own user and needs its data folder reachable (and its
+    binaries, unpacked under SHIV_ROOT in the run's shared folder, made the same way); pytest
+    tightens /tmp/pytest-of-<user> back to 0700 whenever another session starts, which would
+    cut running servers off from both.
     """
     folder = Path(tempfile.mkdtemp(prefix="microblog-e2e-"))
     try:
@@ -285,29 +288,42 @@ def fresh_checkout(destination: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pyz(scratch: Path) -> Pyz:
-    """microblog.pyz, built once per session from a fresh checkout and unpacked once.
+def pyz() -> Pyz:
+    """microblog.pyz, built once per run (the first worker to ask builds it, the others wait)
+    from a fresh checkout, and unpacked once.
 
     Built as the README says, by the machine's python3 outside any virtual environment (pip
     behaves differently inside one), of the version running the tests: the .pyz carries
     compiled wheels for it.
     """
-    output = scratch / "microblog.pyz"
+    shared = Path(os.environ[SHARED_FOLDER])
+    built = Pyz(path=shared / "microblog.pyz", shiv_root=shared / "shiv")
+    # Written last, so it also says the build worked and was unpacked.
+    printed = shared / "build-output.txt"
+    with open(shared / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not printed.exists():
+            printed.write_text(_build(built))
+    built.build_output = printed.read_text()
+    return built
+
+
+def _build(built: Pyz) -> str:
+    """Build the .pyz and unpack it; what the build printed."""
     python = Path(sys.base_prefix, "bin", f"python{sys.version_info[0]}.{sys.version_info[1]}")
     build = subprocess.run(
-        [str(python), "build.py", "--output", str(output)],
-        cwd=fresh_checkout(scratch / "checkout"),
+        [str(python), "build.py", "--output", str(built.path)],
+        cwd=fresh_checkout(built.path.parent / "checkout"),
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT,
         check=False,
     )
     assert build.returncode == 0, f"build failed:\n{build.stdout}\n{build.stderr}"
-    built = Pyz(path=output, shiv_root=scratch / "shiv", build_output=build.stdout + build.stderr)
     # The first run unpacks the dependencies into SHIV_ROOT; do it now, not in a timed test.
     unpack = subprocess.run(
         built.command("--version"),
-        cwd=scratch,
+        cwd=built.path.parent,
         env=built.env(),
         capture_output=True,
         text=True,
@@ -315,7 +331,7 @@ def pyz(scratch: Path) -> Pyz:
         check=False,
     )
     assert unpack.returncode == 0, unpack.stderr
-    return built
+    return build.stdout + build.stderr
 
 
 @pytest.fixture
