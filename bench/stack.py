@@ -133,11 +133,13 @@ def database_name(url: str) -> str:
     return url.partition("?")[0].rsplit("/", 1)[1]
 
 
-def seed(database_url: str, *words: object) -> None:
-    """`microblog seed` with these options, its progress bar on stderr."""
+def seed(database_url: str, *words: object, source: Path | None = None) -> None:
+    """`microblog seed` with these options, its progress bar on stderr; from the checkout at
+    `source` when given (bench/compare.py), else this one."""
     log(f"seeding {database_name(database_url)}: {' '.join(map(str, words))} ...")
     subprocess.run(
-        [PYTHON, "-m", "microblog", "seed", *map(str, words), "--progress"],
+        # `python -m` imports the package from the working directory first.
+        [PYTHON, "-m", "microblog", "seed", *map(str, words), "--progress"], cwd=source,
         env={**os.environ, "DATABASE_URL": database_url}, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -191,9 +193,11 @@ def start_servers(
     database_url: str,
     data_dir: Path,
     settings: dict[str, str] | None = None,
+    source: Path | None = None,
 ) -> list[Server]:
     """Instances of one kind; they share the data folder, and so the key that signs sessions.
-    `settings`: more environment variables for them."""
+    `settings`: more environment variables for them; `source`: the checkout whose microblog
+    they run (bench/compare.py), else this one."""
     env = {
         **os.environ,
         **(settings or {}),
@@ -210,7 +214,7 @@ def start_servers(
             if kind == "microblog"
             else [PYTHON, str(ROOT / "bench" / "baseline_app.py"), "--port", str(port)]
         )
-        popen = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        popen = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, cwd=source)
         started.append(popen)
         servers.append(Server(popen, port))
     for server in servers:
