@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import cgroups
 import httpx
 import options
 import procstat
@@ -44,7 +45,7 @@ class Contender:
     server: stack.Server
     instance: Instance
     cookie: str | None
-    page_bytes: int = 0
+    page_bytes: int
     runs: dict[float | None, list[Measurement]] = field(default_factory=dict)
 
 
@@ -62,31 +63,31 @@ def arguments() -> argparse.Namespace:
 
 
 def checkout(revision: str, folder: Path) -> Path:
-    subprocess.run(
-        ["git", "worktree", "add", "--detach", "--quiet", str(folder), revision],
-        cwd=stack.ROOT,
-        check=True,
-    )
+    git("worktree", "add", "--detach", "--quiet", str(folder), revision)
     return folder
 
 
-def label(revision: str | None) -> str:
-    if revision is None:
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=stack.ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        revision = "HEAD"
-        suffix = " with uncommitted changes" if dirty else ""
-    else:
-        suffix = ""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", revision],
-        cwd=stack.ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
+def git(*words: str) -> str:
+    return subprocess.run(
+        ["git", *words], cwd=stack.ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
-    return f"{commit}{suffix}"
+
+
+def label(revision: str | None) -> str:
+    """A version's short commit; this checkout's (None) says whether it has changes on top."""
+    commit = git("rev-parse", "--short", revision or "HEAD")
+    dirty = revision is None and git("status", "--porcelain")
+    return f"{commit} with uncommitted changes" if dirty else commit
+
+
+def contender(
+    name: str, server: stack.Server, cookie: str | None, made: cgroups.Budgets | None
+) -> Contender:
+    """A started app as measured: in a group of its own when there are budgets, with the size
+    of the page it serves."""
+    [instance] = scale.fleet([server], name, made)
+    page = httpx.get(server.url + "/", headers={"Cookie": cookie} if cookie else {})
+    return Contender(name, server, instance, cookie, len(page.content))
 
 
 def run_rounds(
@@ -199,32 +200,21 @@ def main() -> int:
                     started, "microblog", 1, url, scratch / f"app{number}", source=source
                 )
                 cookie, following = stack.session_cookie(server, url)
-                contenders.append(Contender(name, server, Instance(server.popen.pid), cookie))
+                contenders.append(contender(name, server, cookie, made))
             [server] = stack.start_servers(started, "baseline", 1, urls[1], scratch / "baseline")
-            contenders.append(Contender("baseline", server, Instance(server.popen.pid), None))
-            for contender in contenders:
-                contender.page_bytes = len(
-                    httpx.get(
-                        contender.server.url + "/",
-                        headers={"Cookie": contender.cookie} if contender.cookie else {},
-                    ).content
-                )
-                if made:
-                    [contender.instance] = scale.fleet([contender.server], contender.name, made)
+            contenders.append(contender("baseline", server, None, made))
             run_rounds(contenders, None, sizes, postmaster)
             if made:
                 run_rounds(contenders, args.budget, sizes, postmaster)
         finally:
             for source in filter(None, sources):
-                subprocess.run(
-                    ["git", "worktree", "remove", "--force", str(source)], cwd=stack.ROOT
-                )
+                git("worktree", "remove", "--force", str(source))
     header = (
         f"`{report.command_line(sys.argv)}` on {time.strftime('%Y-%m-%d')}: "
         f"{sizes.users:,} users, {sizes.posts:,} posts, {sizes.follows:,} follows in each "
-        f"version's database. {budget_line}. One instance of each, directly, wrk -t2 with "
-        f"{sizes.connections} connections, {sizes.seconds} s per run after a "
-        f"{wrk.WARM_UP_SECONDS} s warm-up, "
+        f"version's database. {budget_line}. One instance of each, directly, "
+        f"wrk -t{wrk.THREADS} with {sizes.connections} connections, {sizes.seconds} s per run "
+        f"after a {wrk.WARM_UP_SECONDS} s warm-up, "
         f"{sizes.rounds} rounds; the home page is that of a demo account following "
         f"{following} people. The whole run took {time.monotonic() - started_at:.0f} s."
     )
