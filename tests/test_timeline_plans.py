@@ -136,7 +136,11 @@ BUDGET = 20 * PAGE
 
 def _scans_of_entries(explained: str) -> list[dict]:
     plan = json.loads(explained)[0]["Plan"]
-    return [node for node in _nodes(plan) if node.get("Relation Name") in {"posts", "reposts"}]
+    return [
+        node
+        for node in _nodes(plan)
+        if node.get("Relation Name") in {"posts", "reposts", "timeline_entries"}
+    ]
 
 
 def _too_much_work(explained: str, budget: int = BUDGET) -> list[str]:

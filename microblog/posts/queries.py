@@ -56,13 +56,18 @@ class PostView:
 # Every query that returns PostView selects these, with the viewer's id (or NULL) as $1.
 # Whether the viewer liked or reposted a post is a scalar subquery, one probe of a unique index
 # per post: PostgreSQL may plan an EXISTS as a hash of every like or repost the viewer made.
+# The probe runs only for a post that has likes or reposts at all: the counts change in the
+# transaction that likes or reposts (above), so no snapshot sees one without the other.
 VIEW_COLUMNS = """
     p.id, p.author_id, u.username AS author_username, u.display_name AS author_display_name,
     u.avatar_digest AS author_avatar, p.body, p.in_reply_to, p.reply_count, p.like_count,
     p.repost_count, p.created_at,
-    (SELECT true FROM likes l WHERE l.user_id = $1 AND l.post_id = p.id) IS NOT NULL AS liked,
-    (SELECT true FROM reposts r WHERE r.user_id = $1 AND r.post_id = p.id) IS NOT NULL
-        AS reposted,
+    CASE WHEN p.like_count > 0 THEN
+        (SELECT true FROM likes l WHERE l.user_id = $1 AND l.post_id = p.id) IS NOT NULL
+    ELSE false END AS liked,
+    CASE WHEN p.repost_count > 0 THEN
+        (SELECT true FROM reposts r WHERE r.user_id = $1 AND r.post_id = p.id) IS NOT NULL
+    ELSE false END AS reposted,
     ARRAY(SELECT m.name FROM post_mentions m WHERE m.post_id = p.id ORDER BY m.name) AS mentioned,
     CASE WHEN p.picture_count > 0 THEN ARRAY(
         SELECT ROW(pp.id, pp.alt, pp.state, pp.thumb_width, pp.thumb_height)

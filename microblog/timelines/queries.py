@@ -13,21 +13,29 @@ import asyncpg
 from microblog.db.keyset import below
 from microblog.posts.queries import SHOWN, VIEW_COLUMNS, PostView, post_views
 
+
+def _reposter(column: str) -> str:
+    # Behind a CASE, which PostgreSQL evaluates lazily: the lookup runs for the page's reposts
+    # only, where a join would probe reposts for every row.
+    return f"""CASE WHEN page.entry_id <> page.post_id THEN (
+        SELECT reposter.{column} FROM reposts r JOIN users reposter ON reposter.id = r.user_id
+        WHERE r.id = page.entry_id
+    ) END"""
+
+
 # What a timeline's rows add to a post's columns: the entry's id and, for a repost, who made
-# it (from `reposter`, NULL for a post). PostView takes them after its own.
-ENTRY_COLUMNS = "page.entry_id, reposter.username, reposter.display_name"
+# it (NULL for a post). PostView takes them after its own.
+ENTRY_COLUMNS = f"page.entry_id, {_reposter('username')}, {_reposter('display_name')}"
 
 # The reader's own posts and reposts and those of everyone they follow and have not muted, a
 # post once, at its newest entry: home_timeline picks the page's entries from the newest
 # entries of everyone (migration 0019) or, for a reader of few or quiet people, from each
-# author's (author_id, id) and (user_id, id) indexes (migration 0012); either way only the
-# page's posts are read and joined.
+# author's entries in timeline_entries (migration 0021); either way only the page's posts are
+# read and joined.
 HOME = f"""
     SELECT {VIEW_COLUMNS}, {ENTRY_COLUMNS}
     FROM home_timeline($1, $2, $3) AS page
     JOIN posts p ON p.id = page.post_id JOIN users u ON u.id = p.author_id
-    LEFT JOIN reposts r ON r.id = page.entry_id AND page.entry_id <> page.post_id
-    LEFT JOIN users reposter ON reposter.id = r.user_id
     ORDER BY page.entry_id DESC
 """
 
@@ -55,7 +63,6 @@ PROFILE = f"""
         ORDER BY entry_id DESC LIMIT $4
     ) AS page
     JOIN posts p ON p.id = page.post_id JOIN users u ON u.id = p.author_id
-    LEFT JOIN users reposter ON reposter.id = $2 AND page.entry_id <> page.post_id
     ORDER BY page.entry_id DESC
 """
 
