@@ -5,12 +5,11 @@
 -- up to twice the rows of the walk before reposts, which made it take twice as long
 -- (docs/benchmarks.md). timeline_entries holds each post (id = post_id) and each repost (its
 -- own id, and the post's) under the account that made it, kept by the triggers below in the
--- writing statement, so the walk reads one index per author, newest first, and the page's
--- rows know who reposted them without reading reposts.
+-- writing statement, so the walk reads one index per author, newest first.
 --
 -- The triggers are statement-level, with the statement's rows as a transition table: one
 -- INSERT for `microblog seed`'s half a million posts as for one post. A post's reposts go
--- with it through their own foreign key (migration 0011), and so does their entries through
+-- with it through their own foreign key (migration 0011), and so do their entries, through
 -- the reposts' trigger; an account's through author_id. The backfill runs after the triggers
 -- exist, in this migration's transaction, whose CREATE TRIGGER holds off writes to posts and
 -- reposts until it commits: no entry is missed or made twice.
@@ -77,9 +76,12 @@ SELECT r.id, r.user_id, r.post_id, r.post_author_id FROM reposts r;
 
 -- The newest entries below `before`: at most `reach` of each author, read newest first from
 -- timeline_entries, leaving out reposts of posts the reader must not see; of those, the
--- newest 2 * reach, as before (migration 0012), `repost` now telling the kinds apart.
-CREATE OR REPLACE FUNCTION home_timeline_candidates(viewer bigint, before bigint, reach integer)
-RETURNS TABLE (author_id bigint, repost boolean, entry_id bigint, post_id bigint, newest boolean)
+-- newest 2 * reach, as before (migration 0012). Without the kind of each (`repost`): the
+-- walk below counts an author's entries of both kinds together. Only home_timeline_by_author
+-- calls it, replaced below in this transaction.
+DROP FUNCTION home_timeline_candidates(bigint, bigint, integer);
+CREATE FUNCTION home_timeline_candidates(viewer bigint, before bigint, reach integer)
+RETURNS TABLE (author_id bigint, entry_id bigint, post_id bigint, newest boolean)
 LANGUAGE sql STABLE
 AS $$
     WITH authors AS (
@@ -93,8 +95,7 @@ AS $$
           AND later.user_id IN (SELECT authors.author_id FROM authors)
     )
     FROM (
-        SELECT authors.author_id, stream.entry_id <> stream.post_id, stream.entry_id,
-               stream.post_id
+        SELECT authors.author_id, stream.entry_id, stream.post_id
         FROM authors CROSS JOIN LATERAL (
             SELECT e.id AS entry_id, e.post_id FROM timeline_entries e
             WHERE e.author_id = authors.author_id AND e.id < before
