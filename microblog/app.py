@@ -97,7 +97,8 @@ def create_app(
     metrics.caches.watch("shared", cache.stats)
     metrics.caches.watch("cards", card_stats)
     transactions = transactions_with_duties(settings, pools, cache)
-    templates = init_templating(app)
+    static_files = assets.StaticFiles(assets.STATIC_DIR)
+    templates = init_templating(app, static_files)
     hub = live or Hub(pools.primary)
     app.extensions[state.KEY] = state.AppState(
         settings=settings,
@@ -106,7 +107,7 @@ def create_app(
         cache=cache if settings.cache_enabled else None,
         instance_name=instance_name,
         draining=draining or asyncio.Event(),
-        static_files=assets.StaticFiles(assets.STATIC_DIR),
+        static_files=static_files,
         templates=templates,
         local_cards=local_cards(),
         card_markup=markup_version(templates),

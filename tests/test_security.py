@@ -7,10 +7,11 @@ import ipaddress
 import re
 from html.parser import HTMLParser
 
+import jinja2
 import pytest
 
 from microblog.app import create_app
-from microblog.web.assets import STATIC_DIR
+from microblog.web.assets import STATIC_DIR, StaticFiles, UnknownStaticFile
 from microblog.web.proxies import ProxyHeadersMiddleware, client_address
 from tests.conftest import make_post, make_user
 
@@ -168,6 +169,16 @@ async def test_static_urls_carry_a_content_hash_and_are_immutable(browser):
         response = await browser.get(url)
         assert response.status_code == 200
         assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+
+
+def test_a_template_naming_a_static_file_there_is_not_fails_loudly():
+    # Jinja renders a failed lookup as an empty string: the page would load without its
+    # stylesheet and no test of the markup would notice.
+    templates = jinja2.Environment(autoescape=True)
+    templates.globals["static"] = StaticFiles(STATIC_DIR).urls
+    assert templates.from_string("{{ static['app.css'] }}").render().startswith("/static/app.")
+    with pytest.raises(UnknownStaticFile, match=r"apps\.css"):
+        templates.from_string("{{ static['apps.css'] }}").render()
 
 
 async def test_a_stale_hash_still_serves_the_file_but_never_as_immutable(browser):

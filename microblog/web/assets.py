@@ -33,6 +33,23 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 _HASHED = re.compile(r"^(?P<stem>.+)\.(?P<digest>[0-9a-f]{12})(?P<suffix>\.[A-Za-z0-9]+)$")
 
 
+class UnknownStaticFile(Exception):
+    """A template named a static file there is not. Not a LookupError: Jinja would render
+    the missing URL as an empty string."""
+
+
+class StaticUrls(dict[str, str]):
+    """Each static file's hashed URL, as templates take them: `static['app.css']`."""
+
+    def __missing__(self, name: str) -> str:
+        raise UnknownStaticFile(name)
+
+
+def _hashed_name(name: str, digest: str) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    return f"/static/{stem}.{digest}{dot}{suffix}"
+
+
 class StaticFiles:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -44,10 +61,10 @@ class StaticFiles:
             if path.is_file()
         }
 
-    def url(self, name: str) -> str:
-        digest = self.digests[name]  # KeyError for a typo in a template: fail loudly
-        stem, dot, suffix = name.rpartition(".")
-        return f"/static/{stem}.{digest}{dot}{suffix}"
+        # Made once: every page asks for four or five of them.
+        self.urls = StaticUrls(
+            (name, _hashed_name(name, digest)) for name, digest in self.digests.items()
+        )
 
     def resolve(self, requested: str) -> tuple[Path, bool] | None:
         """The file behind a requested name, and whether the URL's hash is current."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment
 from markupsafe import Markup
@@ -13,7 +14,9 @@ from quart import Quart, request
 from microblog.web.csrf import csrf_token
 from microblog.web.forms import local_path, site_path
 from microblog.web.htmx import is_htmx
-from microblog.web.state import state
+
+if TYPE_CHECKING:
+    from microblog.web.assets import StaticFiles
 
 
 def relative_time(moment: datetime, now: datetime | None = None) -> str:
@@ -52,10 +55,6 @@ def initial(name: str) -> str:
     visible character; never a control, which would show nothing or reorder the text."""
     shown = (c for c in name if c.isprintable() and not c.isspace())
     return next((c for c in name if c.isalnum()), next(shown, "?")).upper()
-
-
-def static_url(name: str) -> str:
-    return state().static_files.url(name)
 
 
 def here() -> str:
@@ -97,10 +96,10 @@ def with_page_forms(drawn: str) -> Markup:
     return Markup(drawn.replace(_FORM_FIELDS, str(page_forms().hidden)))  # noqa: S704
 
 
-def init_templating(app: Quart) -> Environment:
+def init_templating(app: Quart, static_files: StaticFiles) -> Environment:
     """The app's templates, with what every template may use, for rendering without awaits."""
     app.jinja_env.globals.update(
-        static_url=static_url,
+        static=static_files.urls,
         csrf_token=csrf_token,
         here=here,
         page_forms=page_forms,
