@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from quart import session
 
+from microblog.web.csrf import SESSION_KEY
+from microblog.web.templating import page_forms
 from tests.conftest import make_post, make_user
 
 SAFE = {"GET", "HEAD", "OPTIONS"}
@@ -120,3 +123,16 @@ async def test_a_token_of_an_ended_session_still_counts_as_forged_anywhere_else(
     response = await other.client.post("/posts", form={"body": "x", "csrf_token": token})
     assert response.status_code == 403
     assert await db.fetchval("SELECT count(*) FROM posts") == 0
+
+
+async def test_the_form_fields_of_a_page_follow_a_token_changed_during_the_request(app):
+    # page_forms() makes a page's fields once; a request that changed the session's token
+    # after that (a log-in starts a new session) must not go on handing out the old one.
+    async with app.test_request_context("/?before=5"):
+        first = str(page_forms().hidden)
+        assert page_forms() is page_forms()
+        session[SESSION_KEY] = "a-token-made-later"
+        later = str(page_forms().hidden)
+    assert 'name="next" value="/?before=5"' in first
+    assert 'value="a-token-made-later"' in later
+    assert 'value="a-token-made-later"' not in first

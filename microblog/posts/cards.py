@@ -31,7 +31,13 @@ from microblog.posts import render
 from microblog.posts.queries import PostView
 from microblog.users.queries import User
 from microblog.web.state import state
-from microblog.web.templating import PLACEHOLDER_FORMS, relative_time, with_page_forms
+from microblog.web.templating import (
+    PLACEHOLDER_FORMS,
+    Pieces,
+    in_pieces,
+    relative_time,
+    with_page_forms,
+)
 
 CARD_TTL = 600.0
 # Characters of card HTML each process keeps: some ten thousand cards.
@@ -44,9 +50,13 @@ CARD_TEMPLATES = ("post_macros.html", "macros.html", "_timeline.html")
 Shown = tuple  # everything a card shows: its identity in both caches
 
 
-def local_cards() -> LRUCache[Shown, str]:
-    """Where a process keeps the cards it drew lately."""
-    return LRUCache(LOCAL_CARD_CHARACTERS, getsizeof=len)
+def _characters(pieces: Pieces) -> int:
+    return sum(map(len, pieces))
+
+
+def local_cards() -> LRUCache[Shown, Pieces]:
+    """Where a process keeps the cards it drew lately, cut where the page's form fields go."""
+    return LRUCache(LOCAL_CARD_CHARACTERS, getsizeof=_characters)
 
 
 def markup_version(templates: Environment) -> str:
@@ -105,9 +115,10 @@ async def render_cards(
         app.card_stats.writes += len(lacking)  # each is kept once found or drawn
     if lacking:
         found = await _shared_or_rendered(cache, lacking, viewer, focus, in_thread)
-        cards.update(found)
-        local.update(found)
-    return with_page_forms("".join(cards[key] for key in shown))
+        pieces = {key: in_pieces(html) for key, html in found.items()}
+        cards.update(pieces)
+        local.update(pieces)
+    return with_page_forms([cards[key] for key in shown])
 
 
 async def _shared_or_rendered(

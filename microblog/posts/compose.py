@@ -13,15 +13,17 @@ from markupsafe import Markup
 
 from microblog.posts.forms import NewPost
 from microblog.web.state import state
-from microblog.web.templating import PLACEHOLDER_FORMS, with_page_forms
+from microblog.web.templating import PLACEHOLDER_FORMS, Pieces, in_pieces, with_page_forms
 
 
-def draw_blank_compose(templates: Environment) -> str:
-    return templates.get_template("_compose.html").render(
-        post=NewPost(body=""), forms=PLACEHOLDER_FORMS
+def draw_blank_compose(templates: Environment) -> Pieces:
+    return in_pieces(
+        templates.get_template("_compose.html").render(
+            post=NewPost(body=""), forms=PLACEHOLDER_FORMS
+        )
     )
 
 
 def blank_compose() -> Markup:
     """The blank form, with this page's form fields."""
-    return with_page_forms(state().blank_compose)
+    return with_page_forms([state().blank_compose])

@@ -39,9 +39,11 @@ class AppState:
     templates: Environment  # the app's templates, rendered synchronously (web/htmx.py)
     # Post cards this process drew lately, by what they show (posts/cards.py), and the
     # version of the code that draws them.
-    local_cards: MutableMapping[tuple, str]
+    local_cards: MutableMapping[tuple, tuple[str, ...]]
     card_markup: str
-    blank_compose: str  # the home page's empty compose form, drawn once (posts/compose.py)
+    # The home page's empty compose form, drawn once (posts/compose.py), in pieces around its
+    # form fields (web/templating.py).
+    blank_compose: tuple[str, ...]
     live: Hub  # the process's live streams, fed from the events table (live/hub.py)
     card_stats: CacheStats  # how often local_cards had the card a page needed
     metrics: ProcessMetrics  # this process's, shared with its job side in combined mode
