@@ -260,7 +260,7 @@ async def test_the_lists_in_settings_show_whom_you_block_and_mute_and_undo_it(ma
     as_alice = make_browser()
     await as_alice.sign_in(alice)
     settings = await as_alice.text("/settings")
-    assert "<title>Settings · microblog</title>" in settings
+    assert "<title>Settings &#183; microblog</title>" in settings
     main = settings.split("<main", 1)[1]
     assert main.count('href="/settings/blocks"') == settings.count('href="/settings/blocks"') == 1
     assert main.count('href="/settings/mutes"') == settings.count('href="/settings/mutes"') == 1

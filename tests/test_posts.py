@@ -14,7 +14,7 @@ from tests.conftest import HTMX, make_post, make_user, post_ids
 pytestmark = pytest.mark.both_layouts
 
 # How a card shows a count of one reply.
-ONE_REPLY = '<span aria-hidden="true">↩</span> <span class="count">1</span>'
+ONE_REPLY = '<span aria-hidden="true">&#8617;</span> <span class="count">1</span>'
 
 
 async def counts(db, post_id: int) -> tuple[int, int]:
