@@ -177,6 +177,7 @@ def _hypercorn_config(host: str, port: int, graceful_timeout: float) -> Hypercor
     config.graceful_timeout = graceful_timeout
     config.accesslog = None  # one line per request comes from the app, with its request id
     config.errorlog = logging.getLogger("hypercorn.error")
+    config.include_server_header = False  # names no server software to whoever asks
     return config
 
 

@@ -72,8 +72,12 @@ async def keyset_page(fetch: Callable[[int | None, int], Awaitable[list[Row]]]) 
 async def remember_place(response: Response) -> Response:
     """After htmx's request for the next page (an after_request hook of the blueprints that
     page this way): the page's address becomes one that shows all the page shows now."""
+    # The header last: werkzeug looks up a missing one by raising and catching an exception,
+    # and most pages come without it.
+    if response.status_code != 200 or not parse_id(request.args.get("before")):
+        return response
     current = site_path(request.headers.get("HX-Current-URL"))
-    if response.status_code != 200 or current is None or not parse_id(request.args.get("before")):
+    if current is None:
         return response
     page = urlsplit(current)
     query = dict(parse_qsl(page.query))
