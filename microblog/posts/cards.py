@@ -22,10 +22,10 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cachetools import LRUCache
 from jinja2 import Environment
 from markupsafe import Markup
 
+from microblog.cache.recent import Recent
 from microblog.cache.store import Cache
 from microblog.posts import render
 from microblog.posts.queries import PostView
@@ -54,9 +54,9 @@ def _characters(pieces: Pieces) -> int:
     return sum(map(len, pieces))
 
 
-def local_cards() -> LRUCache[Shown, Pieces]:
+def local_cards() -> Recent[Shown, Pieces]:
     """Where a process keeps the cards it drew lately, cut where the page's form fields go."""
-    return LRUCache(LOCAL_CARD_CHARACTERS, getsizeof=_characters)
+    return Recent(LOCAL_CARD_CHARACTERS, sizeof=_characters)
 
 
 def markup_version(templates: Environment) -> str:
@@ -107,18 +107,21 @@ async def render_cards(
     app = state()
     cache = app.cache
     local = app.local_cards if cache else {}
-    cards = {key: html for key in shown if (html := local.get(key)) is not None}
-    lacking = {key: post for key, post in zip(shown, posts, strict=True) if key not in cards}
+    # One lookup of each card's key: hashing a key of twenty fields is most of a hit's cost.
+    cards = [local.get(key) for key in shown]
+    lacking = {
+        key: post for key, post, card in zip(shown, posts, cards, strict=True) if card is None
+    }
     if cache:  # without the cache, there is no memory of cards to count
-        app.card_stats.hits += len(cards)
+        app.card_stats.hits += len(cards) - len(lacking)
         app.card_stats.misses += len(lacking)
         app.card_stats.writes += len(lacking)  # each is kept once found or drawn
     if lacking:
         found = await _shared_or_rendered(cache, lacking, viewer, focus, in_thread)
         pieces = {key: in_pieces(html) for key, html in found.items()}
-        cards.update(pieces)
         local.update(pieces)
-    return with_page_forms([cards[key] for key in shown])
+        cards = [card or pieces[key] for key, card in zip(shown, cards, strict=True)]
+    return with_page_forms(cards)
 
 
 async def _shared_or_rendered(

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from cachetools import LRUCache
-
+from microblog.cache.recent import Recent
 from microblog.db.listen import Channel
 from microblog.users.queries import Account
 
@@ -32,7 +31,7 @@ Accepts = Callable[[Account], bool]
 
 class KnownUsers:
     def __init__(self, capacity: int = CAPACITY) -> None:
-        self._rows: LRUCache[int, Account] = LRUCache(capacity)
+        self._rows: Recent[int, Account] = Recent(capacity)
         self._listening = False
         # Counts every change heard of. A row read while the count moved may predate the
         # change (the notification can overtake the read), so it is not kept.

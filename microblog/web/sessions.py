@@ -12,12 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from cachetools import LRUCache
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from quart import Quart
 from quart.sessions import SecureCookieSession, SecureCookieSessionInterface
 from quart.wrappers import BaseRequestWebsocket
 
+from microblog.cache.recent import Recent
 from microblog.config import Settings
 
 SECRET_FILE = "secret_key"
@@ -45,7 +45,7 @@ class CookieSessions(SecureCookieSessionInterface):
 
     def __init__(self) -> None:
         self._serializer: URLSafeTimedSerializer | None = None
-        self._verified: LRUCache[str, tuple[dict[str, Any], int]] = LRUCache(VERIFIED_COOKIES)
+        self._verified: Recent[str, tuple[dict[str, Any], int]] = Recent(VERIFIED_COOKIES)
 
     def get_signing_serializer(self, app: Quart) -> URLSafeTimedSerializer | None:
         # Quart builds one for every request, though the keys cannot change.

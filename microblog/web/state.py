@@ -7,13 +7,13 @@ One typed object instead of a bag of names: every part of a request reads what i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from jinja2 import Environment
 from quart import current_app
 
+from microblog.cache.recent import Recent
 from microblog.cache.store import Cache, CacheStats
 from microblog.config import Settings
 from microblog.db.pools import Pools
@@ -39,7 +39,7 @@ class AppState:
     templates: Environment  # the app's templates, rendered synchronously (web/htmx.py)
     # Post cards this process drew lately, by what they show (posts/cards.py), and the
     # version of the code that draws them.
-    local_cards: MutableMapping[tuple, tuple[str, ...]]
+    local_cards: Recent[tuple, tuple[str, ...]]
     card_markup: str
     # The home page's empty compose form, drawn once (posts/compose.py), in pieces around its
     # form fields (web/templating.py).
