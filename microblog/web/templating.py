@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment
 from markupsafe import Markup
 from quart import Quart, g, request
+from quart.templating import Environment as QuartEnvironment
 
 from microblog.web.csrf import csrf_token
 from microblog.web.forms import local_path, site_path
@@ -114,8 +115,18 @@ def with_page_forms(drawn: Iterable[Pieces]) -> Markup:
     return Markup("".join([fields.join(pieces) for pieces in drawn]))  # noqa: S704
 
 
+class _Templates(QuartEnvironment):
+    def make_globals(self, d: dict[str, Any] | None) -> MutableMapping[str, Any]:
+        # No template here has globals of its own, so each renders from the environment's
+        # globals themselves, not from a ChainMap over them, which Jinja copies into every
+        # render's context in Python: 6 us of each template drawn, 4 on a timeline page.
+        return self.globals if not d else super().make_globals(d)
+
+
 def init_templating(app: Quart, static_files: StaticFiles) -> Environment:
     """The app's templates, with what every template may use, for rendering without awaits."""
+    assert "jinja_env" not in vars(app), "the templates' class is set before they are made"
+    app.jinja_environment = _Templates
     app.jinja_env.globals.update(
         static=static_files.urls,
         csrf_token=csrf_token,
