@@ -226,6 +226,26 @@ async def _seen_by_app(peer: str, headers: list[tuple[bytes, bytes]]) -> dict:
     return seen
 
 
+async def test_one_middleware_decides_each_peer_alike_every_time():
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append((scope["client"][0], scope["scheme"]))
+
+    middleware = ProxyHeadersMiddleware(app, TRUSTED)
+    # Two X-Forwarded-For headers count as one list; X-Forwarded-Proto's last value wins.
+    headers = [
+        (b"X-Forwarded-For", b"198.51.100.7"),
+        (b"x-forwarded-for", b"10.1.2.3"),
+        (b"x-forwarded-proto", b"http, https"),
+    ]
+    for peer in ("127.0.0.1", "203.0.113.9", "127.0.0.1", "203.0.113.9", "10.0.0.5"):
+        scope = {"type": "http", "client": (peer, 1), "scheme": "http", "headers": headers}
+        await middleware(scope, None, None)
+    trusted, untrusted = ("198.51.100.7", "https"), ("203.0.113.9", "http")
+    assert seen == [trusted, untrusted, trusted, untrusted, trusted]
+
+
 async def test_forwarded_scheme_and_host_are_believed_only_from_a_trusted_peer():
     headers = [
         (b"host", b"internal:3001"),
