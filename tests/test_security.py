@@ -230,7 +230,7 @@ async def test_one_middleware_decides_each_peer_alike_every_time():
     seen = []
 
     async def app(scope, receive, send):
-        seen.append((scope["client"][0], scope["scheme"]))
+        seen.append((scope["client"][0], scope.get("scheme")))
 
     middleware = ProxyHeadersMiddleware(app, TRUSTED)
     # Two X-Forwarded-For headers count as one list; X-Forwarded-Proto's last value wins.
@@ -244,6 +244,21 @@ async def test_one_middleware_decides_each_peer_alike_every_time():
         await middleware(scope, None, None)
     trusted, untrusted = ("198.51.100.7", "https"), ("203.0.113.9", "http")
     assert seen == [trusted, untrusted, trusted, untrusted, trusted]
+    other_client = [(b"x-forwarded-for", b"192.0.2.44")]
+    await middleware(
+        {"type": "http", "client": ("127.0.0.1", 1), "headers": other_client}, None, None
+    )
+    assert seen[-1][0] == "192.0.2.44"
+
+
+async def test_a_forwarded_host_replaces_every_host_header_sent():
+    headers = [(b"host", b"evil.example"), (b"host", b"microblog.example")]
+    seen = await _seen_by_app("127.0.0.1", [*headers, (b"x-forwarded-host", b"microblog.example")])
+    assert [v for k, v in seen["headers"] if k == b"host"] == [b"microblog.example"]
+    as_sent = await _seen_by_app(
+        "127.0.0.1", [headers[1], (b"x-forwarded-host", b"microblog.example")]
+    )
+    assert [v for k, v in as_sent["headers"] if k == b"host"] == [b"microblog.example"]
 
 
 async def test_forwarded_scheme_and_host_are_believed_only_from_a_trusted_peer():
