@@ -36,7 +36,7 @@ class Sizes:
 
 # About 20 minutes on 2 cores (docs/benchmarks.md, "Scale-out: method", Time).
 FULL = Sizes(
-    users=10_000, posts=500_000, follows=200_000, seconds=5, connections=8, rounds=3,
+    users=10_000, posts=500_000, follows=200_000, seconds=5, connections=8, rounds=5,
     growth=GrowthSizes(users=10_000, follows=200_000, posts=(100_000, 1_000_000), seconds=3,
                        connections=8, rounds=3),
     memory_requests=100_000, memory_every=10_000, latency_seconds=20,
@@ -48,12 +48,14 @@ QUICK = replace(
                    seconds=1, rounds=1),
     memory_requests=5_000, memory_every=1_000, latency_seconds=5,
 )  # fmt: skip
-# Three instances of 0.3 cores, PostgreSQL, nginx and wrk take about 1.3 of 2 cores.
-BUDGET = 0.3  # of a core, for each instance
+# Three instances of 0.2 cores, PostgreSQL, nginx and wrk take about 1 of 2 cores. At 0.3
+# they took 1.5 with the home page, and each instance's CPU per request rose by a fifth over
+# one instance alone: the shared cores, not the app (docs/benchmarks.md, "Scale-out: method").
+BUDGET = 0.2  # of a core, for each instance
 # The quota's period: slices of budget x period. Slices of a few requests' CPU (10-20 ms
-# periods) cost each request a third to a half more CPU than running free; 100 ms (the
-# kernel's default) stays near it (docs/benchmarks.md, "Scale-out: method").
-PERIOD_MS = 100
+# periods) cost each request a third to a half more CPU than running free; 30 ms slices
+# (0.3 of 100 ms, the kernel's default period, or 0.2 of 150 ms) stay near it.
+PERIOD_MS = 150
 
 
 def parser(description: str) -> argparse.ArgumentParser:

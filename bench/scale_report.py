@@ -189,8 +189,9 @@ READING = """How to read these numbers:
 - N instances cannot serve more than N times what one served; a ratio above N fails its
   check, as the quota's slicing, not the app, made it.
 - A budgeted run's latency includes the quota's waits: an instance that used up its slice
-  waits for the next period, up to (1 - budget) x period (70 ms at 0.3 of a core in periods
-  of 100 ms). Its p50 and p99 say how long wrk's queue was, not how fast a page is served.
+  waits for the next period, up to (1 - budget) x period (120 ms at 0.2 of a core in
+  periods of 150 ms). Its p50 and p99 say how long wrk's queue was, not how fast a page is
+  served.
 - App CPU per request is the instances' CPU time (their cgroups' own usage counters, else
   /proc) over the requests wrk completed. The CPU cores columns are cores used on average
   during the run; *others* is what the machine did besides the benchmark's parts.
