@@ -244,6 +244,14 @@ async def test_one_middleware_decides_each_peer_alike_every_time():
         await middleware(scope, None, None)
     trusted, untrusted = ("198.51.100.7", "https"), ("203.0.113.9", "http")
     assert seen == [trusted, untrusted, trusted, untrusted, trusted]
+    # A long chain is decided every time, never kept: a client could fill memory with them.
+    remembered = len(middleware._clients)
+    long_chain = [(b"x-forwarded-for", b"10.0.0.9, " * 100 + b"192.0.2.45")]
+    await middleware(
+        {"type": "http", "client": ("127.0.0.1", 1), "headers": long_chain}, None, None
+    )
+    assert seen[-1][0] == "192.0.2.45"
+    assert len(middleware._clients) == remembered
     other_client = [(b"x-forwarded-for", b"192.0.2.44")]
     await middleware(
         {"type": "http", "client": ("127.0.0.1", 1), "headers": other_client}, None, None

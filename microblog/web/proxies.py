@@ -56,6 +56,9 @@ FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
 # parsing addresses and testing them against each network cost every request behind nginx
 # about 8 us, and a site's proxies are few and its visitors come back.
 DECISIONS = 4096
+# Longer X-Forwarded-For chains are decided every time: a client may write kilobytes there,
+# and thousands of those kept would be a memory to fill.
+REMEMBERED_CHAIN = 256
 
 
 def _forwarded(scope: Scope) -> tuple[dict[bytes, str], bytes | None]:
@@ -119,5 +122,6 @@ class ProxyHeadersMiddleware:
         if client is None:
             hops = [hop for hop in forwarded_for.split(",") if hop.strip()]
             client = client_address(peer, hops, self.trusted)
-            self._clients[peer, forwarded_for] = client
+            if len(forwarded_for) <= REMEMBERED_CHAIN:
+                self._clients[peer, forwarded_for] = client
         return client
